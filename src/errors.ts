@@ -1,0 +1,151 @@
+/**
+ * One error type for the whole station: {@link KitError}.
+ *
+ * Raw protocol results (usbmux numbers, lockdown `Error` strings, MCInstall `ErrorChain`s, HTTP
+ * statuses, SQLite codes) become a namespaced `code` at the edge, through tables. Everything above
+ * the edge (retry policy, CLI exit codes, UI messages) keys on the code alone.
+ *
+ * The catalogue below is the single list of codes. Each code says whether a retry may help and
+ * which CLI exit code it maps to; the ja/en message table (`src/i18n/messages.ts`) is typed as a
+ * `Record` over the same keys, so a code cannot ship without words.
+ */
+
+/** How a failure maps to the CLI's exit codes (cli.md): 1 failed, 2 bad usage/input, 3 nothing matched. */
+export type ExitKind = 'failed' | 'usage' | 'not-found';
+
+interface CodeSpec {
+  /** A retry (with backoff) may succeed without a person doing anything. */
+  readonly retryable: boolean;
+  readonly exit: ExitKind;
+}
+
+const spec = (retryable: boolean, exit: ExitKind = 'failed'): CodeSpec => ({ retryable, exit });
+
+/** Every error code the station can raise. Add new codes here (and their words in the message table). */
+export const ERROR_CODES = {
+  /** A defect: an invariant broke. Never retried. */
+  bug: spec(false),
+  'usage/invalid-argument': spec(false, 'usage'),
+  'usage/unknown-command': spec(false, 'usage'),
+  'io/read-failed': spec(false, 'usage'),
+  'io/write-failed': spec(false),
+  'io/not-found': spec(false, 'not-found'),
+
+  'plist/malformed': spec(false, 'usage'),
+  'plist/unsupported': spec(false, 'usage'),
+  'cms/malformed': spec(false, 'usage'),
+} as const satisfies Record<string, CodeSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Whether `code` is one of the station's codes. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
+}
+
+/** Extra, non-secret facts about a failure (file, line, byte offset, field, HTTP status …). */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>;
+
+export interface KitErrorOptions {
+  /** The device the failure concerns, when there is one. */
+  udid?: string;
+  /** Overrides the catalogue's retry flag for this instance (e.g. a timeout that is retryable here). */
+  retryable?: boolean;
+  cause?: unknown;
+  details?: ErrorDetails;
+}
+
+/** The serialized form of a {@link KitError}: plain JSON, safe to send across IPC, HTTP and processes. */
+export interface SerializedKitError {
+  name: 'KitError';
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+  udid?: string;
+  details?: ErrorDetails;
+  cause?: SerializedKitError | { name: string; message: string };
+}
+
+/**
+ * The station's error. `code` is namespaced (`area/what`), `message` is for engineers (English,
+ * precise, located: file, line, offset, field); people see the ja/en text keyed by `code`.
+ */
+export class KitError extends Error {
+  override readonly name = 'KitError';
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly udid: string | undefined;
+  readonly details: ErrorDetails | undefined;
+
+  constructor(code: ErrorCode, message: string, options: KitErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryable = options.retryable ?? ERROR_CODES[code].retryable;
+    this.udid = options.udid;
+    this.details = options.details;
+  }
+
+  /** The CLI exit code for this error (cli.md: 1 failed, 2 bad usage or input, 3 nothing matched). */
+  get exitCode(): 1 | 2 | 3 {
+    const kind = ERROR_CODES[this.code].exit;
+    return kind === 'usage' ? 2 : kind === 'not-found' ? 3 : 1;
+  }
+
+  /** Plain JSON form; the cause chain is kept (non-KitError causes keep only name and message). */
+  toJSON(): SerializedKitError {
+    const out: SerializedKitError = {
+      name: 'KitError',
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+    };
+    if (this.udid !== undefined) out.udid = this.udid;
+    if (this.details !== undefined) out.details = this.details;
+    const cause: unknown = this.cause;
+    if (cause instanceof KitError) out.cause = cause.toJSON();
+    else if (cause instanceof Error) out.cause = { name: cause.name, message: cause.message };
+    return out;
+  }
+
+  /** Rebuilds a KitError from {@link KitError.toJSON} output (unknown codes become `bug`). */
+  static revive(value: unknown): KitError {
+    if (typeof value !== 'object' || value === null) {
+      return new KitError('bug', `not a serialized KitError: ${String(value)}`);
+    }
+    const v = value as Partial<SerializedKitError>;
+    const code = typeof v.code === 'string' && isErrorCode(v.code) ? v.code : 'bug';
+    const message =
+      typeof v.message === 'string'
+        ? code === v.code
+          ? v.message
+          : `${String(v.code)}: ${v.message}`
+        : 'unknown error';
+    let cause: unknown;
+    if (v.cause !== undefined && typeof v.cause === 'object' && v.cause !== null) {
+      const c = v.cause as { name?: unknown; message?: unknown };
+      cause =
+        c.name === 'KitError'
+          ? KitError.revive(c)
+          : Object.assign(new Error(String(c.message)), { name: String(c.name) });
+    }
+    const options: KitErrorOptions = { cause };
+    if (typeof v.retryable === 'boolean') options.retryable = v.retryable;
+    if (typeof v.udid === 'string') options.udid = v.udid;
+    if (v.details !== undefined && typeof v.details === 'object' && v.details !== null) {
+      options.details = v.details;
+    }
+    return new KitError(code, message, options);
+  }
+}
+
+/** Wraps anything thrown into a KitError: KitErrors pass through; anything else becomes `bug`. */
+export function toKitError(err: unknown, fallback: ErrorCode = 'bug'): KitError {
+  if (err instanceof KitError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new KitError(fallback, message, { cause: err });
+}
+
+/** True when `err` is a KitError with one of the given codes. */
+export function hasCode(err: unknown, ...codes: ErrorCode[]): err is KitError {
+  return err instanceof KitError && codes.includes(err.code);
+}
