@@ -36,7 +36,9 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
       const opts = program.opts<GlobalOptions>();
       if (opts.json === true) {
-        process.stdout.write(`${JSON.stringify({ error: { code: 'usage/invalid-argument', message: err.message } })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ error: { code: 'usage/invalid-argument', message: err.message } })}\n`,
+        );
       }
       return 2;
     }
