@@ -35,6 +35,29 @@ export const ERROR_CODES = {
   'plist/unsupported': spec(false, 'usage'),
   'cms/malformed': spec(false, 'usage'),
 
+  // store/ (SQLite): see src/store/db.ts for the SQLite result table.
+  'store/busy': spec(true),
+  'store/constraint': spec(false),
+  'store/corrupt': spec(false),
+  'store/io': spec(false),
+  'store/newer-schema': spec(false),
+  // vault: private keys encrypted at rest (src/identity/vault.ts).
+  'vault/passphrase-required': spec(false, 'usage'),
+  'vault/wrong-passphrase': spec(false, 'usage'),
+  'vault/corrupt': spec(false),
+  // identity/: organization (supervision) identities (src/identity/).
+  'identity/not-found': spec(false, 'not-found'),
+  'identity/wrong-password': spec(false, 'usage'),
+  'identity/corrupt-file': spec(false, 'usage'),
+  'identity/missing-key': spec(false, 'usage'),
+  'identity/missing-certificate': spec(false, 'usage'),
+  'identity/key-mismatch': spec(false, 'usage'),
+  'identity/expired': spec(false, 'usage'),
+  'identity/weak-key': spec(false, 'usage'),
+  'identity/unsupported-key': spec(false, 'usage'),
+  'identity/duplicate': spec(false),
+  'identity/in-use': spec(false),
+
   // device/ (usbmuxd, framing, lockdown, pairing, services): see src/device/*.ts for the tables.
   'usbmux/unavailable': spec(true),
   'usbmux/bad-command': spec(false),

@@ -63,6 +63,121 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: '署名付きデータが壊れています', action: '署名付き構成プロファイルを取得し直してください。' },
     en: { title: 'Malformed signed data', action: 'Get the signed configuration profile again.' },
   },
+  'store/busy': {
+    ja: { title: 'データベースが使用中です', action: 'しばらく待ってから、もう一度お試しください。' },
+    en: { title: 'The database is busy', action: 'Wait a moment and retry.' },
+  },
+  'store/constraint': {
+    ja: { title: 'データベースの整合性に反する変更です', action: '既存のデータと重複していないか確認してください。' },
+    en: { title: 'The change conflicts with stored data', action: 'Check that it does not duplicate existing data.' },
+  },
+  'store/corrupt': {
+    ja: { title: 'データベースが壊れています', action: 'バックアップからデータフォルダを復元してください。' },
+    en: { title: 'The database is corrupt', action: 'Restore the data folder from a backup.' },
+  },
+  'store/io': {
+    ja: { title: 'データベースを読み書きできません', action: 'データフォルダの空き容量と権限を確認してください。' },
+    en: { title: 'Cannot read or write the database', action: 'Check free space and permissions of the data folder.' },
+  },
+  'store/newer-schema': {
+    ja: {
+      title: 'データベースが新しいバージョンのステーションで作成されています',
+      action: 'キッティングステーションを最新版に更新してください。',
+    },
+    en: { title: 'The database was written by a newer station', action: 'Update the kitting station.' },
+  },
+  'vault/passphrase-required': {
+    ja: {
+      title: '秘密鍵の保管庫のパスフレーズが必要です',
+      action: '--passphrase-file または環境変数 KITTING_PASSPHRASE でパスフレーズを指定してください。',
+    },
+    en: {
+      title: 'The vault passphrase is required',
+      action: 'Give it with --passphrase-file or the KITTING_PASSPHRASE environment variable.',
+    },
+  },
+  'vault/wrong-passphrase': {
+    ja: { title: '保管庫のパスフレーズが違います', action: 'このデータフォルダで設定したパスフレーズを指定してください。' },
+    en: { title: 'Wrong vault passphrase', action: 'Give the passphrase this data folder was set up with.' },
+  },
+  'vault/corrupt': {
+    ja: {
+      title: '秘密鍵の保管庫が壊れているか改ざんされています',
+      action: 'データフォルダ（vault.json と station.db）をバックアップから復元してください。',
+    },
+    en: {
+      title: 'The key vault is corrupt or was tampered with',
+      action: 'Restore the data folder (vault.json and station.db) from a backup.',
+    },
+  },
+  'identity/not-found': {
+    ja: { title: '監視用IDが見つかりません', action: '`kitting identity list` でIDを確認してください。' },
+    en: { title: 'No such supervision identity', action: 'Check the ID with `kitting identity list`.' },
+  },
+  'identity/wrong-password': {
+    ja: { title: 'ファイルのパスワードが違います', action: '書き出したときのパスワードを --password-file で指定してください。' },
+    en: { title: 'Wrong password for the file', action: 'Give the export password with --password-file.' },
+  },
+  'identity/corrupt-file': {
+    ja: {
+      title: '監視用IDのファイルが壊れているか、形式が違います',
+      action: '.p12、PEM、DER のいずれかのファイルを書き出し直してください。',
+    },
+    en: {
+      title: 'The identity file is corrupt or in an unknown format',
+      action: 'Export the identity again as .p12, PEM or DER.',
+    },
+  },
+  'identity/missing-key': {
+    ja: {
+      title: 'ファイルに秘密鍵が含まれていません',
+      action: '秘密鍵を含めて書き出すか、--key で秘密鍵のファイルを指定してください。',
+    },
+    en: { title: 'The file holds no private key', action: 'Export it with its private key, or give the key with --key.' },
+  },
+  'identity/missing-certificate': {
+    ja: { title: 'ファイルに証明書が含まれていません', action: '証明書を含めて書き出したファイルを指定してください。' },
+    en: { title: 'The file holds no certificate', action: 'Give a file exported with its certificate.' },
+  },
+  'identity/key-mismatch': {
+    ja: { title: '秘密鍵が証明書と一致しません', action: 'この証明書と対になる秘密鍵を指定してください。' },
+    en: { title: 'The private key does not match the certificate', action: 'Give the key that belongs to this certificate.' },
+  },
+  'identity/expired': {
+    ja: {
+      title: '証明書の有効期限が切れています',
+      action: '有効な監視用IDを使ってください（新しいIDに変えると端末の消去と再準備が必要です）。',
+    },
+    en: {
+      title: 'The certificate has expired',
+      action: 'Use a valid supervision identity (a new one means erasing and preparing the devices again).',
+    },
+  },
+  'identity/weak-key': {
+    ja: { title: '鍵の長さが足りません（RSA 2048ビット以上が必要）', action: 'RSA 2048ビット以上の監視用IDを使ってください。' },
+    en: { title: 'The key is too short (RSA 2048 bits or more needed)', action: 'Use an identity with an RSA key of 2048 bits or more.' },
+  },
+  'identity/unsupported-key': {
+    ja: { title: 'この種類の鍵には対応していません（RSAのみ）', action: 'RSA 鍵の監視用IDを使ってください。' },
+    en: { title: 'Unsupported key type (RSA only)', action: 'Use an identity with an RSA key.' },
+  },
+  'identity/duplicate': {
+    ja: { title: 'この監視用IDはすでに登録されています', action: '`kitting identity list` で同じフィンガープリントのIDを確認してください。' },
+    en: {
+      title: 'This supervision identity is already stored',
+      action: 'See `kitting identity list` for the identity with the same fingerprint.',
+    },
+  },
+  'identity/in-use': {
+    ja: {
+      title: 'ブループリントで使用中の監視用IDは削除できません',
+      action: '先にそのブループリントの監視用IDを変更するか、ブループリントを削除してください。',
+    },
+    en: {
+      title: 'The identity is used by a blueprint and cannot be deleted',
+      action: 'Change or delete the blueprints that use it first.',
+    },
+  },
   // device/ (usbmuxd, framing, lockdown, pairing, services)
   'usbmux/unavailable': {
     ja: { title: 'usbmuxd に接続できません', action: 'Apple Mobile Device サービス（usbmuxd）が動いているか、--usbmuxd の指定を確認してください。' },
