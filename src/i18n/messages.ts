@@ -97,7 +97,10 @@ export const ERROR_MESSAGES: MessageTable = {
     },
   },
   'vault/wrong-passphrase': {
-    ja: { title: '保管庫のパスフレーズが違います', action: 'このデータフォルダで設定したパスフレーズを指定してください。' },
+    ja: {
+      title: '保管庫のパスフレーズが違います',
+      action: 'このデータフォルダで設定したパスフレーズを指定してください。',
+    },
     en: { title: 'Wrong vault passphrase', action: 'Give the passphrase this data folder was set up with.' },
   },
   'vault/corrupt': {
@@ -115,7 +118,10 @@ export const ERROR_MESSAGES: MessageTable = {
     en: { title: 'No such supervision identity', action: 'Check the ID with `kitting identity list`.' },
   },
   'identity/wrong-password': {
-    ja: { title: 'ファイルのパスワードが違います', action: '書き出したときのパスワードを --password-file で指定してください。' },
+    ja: {
+      title: 'ファイルのパスワードが違います',
+      action: '書き出したときのパスワードを --password-file で指定してください。',
+    },
     en: { title: 'Wrong password for the file', action: 'Give the export password with --password-file.' },
   },
   'identity/corrupt-file': {
@@ -133,7 +139,10 @@ export const ERROR_MESSAGES: MessageTable = {
       title: 'ファイルに秘密鍵が含まれていません',
       action: '秘密鍵を含めて書き出すか、--key で秘密鍵のファイルを指定してください。',
     },
-    en: { title: 'The file holds no private key', action: 'Export it with its private key, or give the key with --key.' },
+    en: {
+      title: 'The file holds no private key',
+      action: 'Export it with its private key, or give the key with --key.',
+    },
   },
   'identity/missing-certificate': {
     ja: { title: 'ファイルに証明書が含まれていません', action: '証明書を含めて書き出したファイルを指定してください。' },
@@ -141,7 +150,10 @@ export const ERROR_MESSAGES: MessageTable = {
   },
   'identity/key-mismatch': {
     ja: { title: '秘密鍵が証明書と一致しません', action: 'この証明書と対になる秘密鍵を指定してください。' },
-    en: { title: 'The private key does not match the certificate', action: 'Give the key that belongs to this certificate.' },
+    en: {
+      title: 'The private key does not match the certificate',
+      action: 'Give the key that belongs to this certificate.',
+    },
   },
   'identity/expired': {
     ja: {
@@ -154,15 +166,24 @@ export const ERROR_MESSAGES: MessageTable = {
     },
   },
   'identity/weak-key': {
-    ja: { title: '鍵の長さが足りません（RSA 2048ビット以上が必要）', action: 'RSA 2048ビット以上の監視用IDを使ってください。' },
-    en: { title: 'The key is too short (RSA 2048 bits or more needed)', action: 'Use an identity with an RSA key of 2048 bits or more.' },
+    ja: {
+      title: '鍵の長さが足りません（RSA 2048ビット以上が必要）',
+      action: 'RSA 2048ビット以上の監視用IDを使ってください。',
+    },
+    en: {
+      title: 'The key is too short (RSA 2048 bits or more needed)',
+      action: 'Use an identity with an RSA key of 2048 bits or more.',
+    },
   },
   'identity/unsupported-key': {
     ja: { title: 'この種類の鍵には対応していません（RSAのみ）', action: 'RSA 鍵の監視用IDを使ってください。' },
     en: { title: 'Unsupported key type (RSA only)', action: 'Use an identity with an RSA key.' },
   },
   'identity/duplicate': {
-    ja: { title: 'この監視用IDはすでに登録されています', action: '`kitting identity list` で同じフィンガープリントのIDを確認してください。' },
+    ja: {
+      title: 'この監視用IDはすでに登録されています',
+      action: '`kitting identity list` で同じフィンガープリントのIDを確認してください。',
+    },
     en: {
       title: 'This supervision identity is already stored',
       action: 'See `kitting identity list` for the identity with the same fingerprint.',
