@@ -73,7 +73,8 @@ class BinaryReader {
     this.realsAsObjects = options?.realsAsObjects === true;
     this.budget = maxObjectsFor(options, buf.length);
     const len = buf.length;
-    if (len < 8 || buf.toString('latin1', 0, 6) !== 'bplist') throw malformedAt(0, 'not a binary plist (no "bplist" magic)');
+    if (buf.toString('latin1', 0, 6) !== 'bplist') throw malformedAt(0, 'not a binary plist (no "bplist" magic)');
+    if (len < 8) throw malformedAt(len, `truncated: ${len} bytes is too short for a binary plist`);
     if (buf.toString('latin1', 0, 8) !== MAGIC) {
       throw new KitError('plist/unsupported', `binary plist version "${buf.toString('latin1', 6, 8)}" is not supported (only bplist00)`, {
         details: { offset: 6 },
@@ -85,16 +86,19 @@ class BinaryReader {
     this.refSize = buf[t + 7] as number;
     if (this.offsetSize < 1 || this.offsetSize > 8) throw malformedAt(t + 6, `invalid offset size ${this.offsetSize} in trailer`);
     if (this.refSize < 1 || this.refSize > 8) throw malformedAt(t + 7, `invalid reference size ${this.refSize} in trailer`);
-    const numObjects = readUint(buf, t + 8, 8);
-    const root = readUint(buf, t + 16, 8);
-    const tableOffset = readUint(buf, t + 24, 8);
+    const bigCount = buf.readBigUInt64BE(t + 8);
+    const bigRoot = buf.readBigUInt64BE(t + 16);
+    const bigTable = buf.readBigUInt64BE(t + 24);
     // Each object takes at least one byte and one offset-table entry: compare before allocating.
-    if (numObjects < 1 || numObjects > len) throw malformedAt(t + 8, `trailer claims ${numObjects} objects in a ${len}-byte file`);
-    if (tableOffset < 9 || tableOffset >= t) throw malformedAt(t + 24, `offset table position ${tableOffset} is outside the file`);
+    if (bigCount < 1n || bigCount > BigInt(len)) throw malformedAt(t + 8, `trailer claims ${bigCount} objects in a ${len}-byte file`);
+    if (bigTable < 9n || bigTable >= BigInt(t)) throw malformedAt(t + 24, `offset table position ${bigTable} is outside the file`);
+    const numObjects = Number(bigCount);
+    const tableOffset = Number(bigTable);
     if (tableOffset + numObjects * this.offsetSize > t) {
       throw malformedAt(t + 8, `offset table of ${numObjects} × ${this.offsetSize} bytes at ${tableOffset} runs past the trailer`);
     }
-    if (root >= numObjects) throw malformedAt(t + 16, `root object index ${root} is not below the object count ${numObjects}`);
+    if (bigRoot >= bigCount) throw malformedAt(t + 16, `root object index ${bigRoot} is not below the object count ${numObjects}`);
+    const root = Number(bigRoot);
     this.numObjects = numObjects;
     this.tableOffset = tableOffset;
     this.memo = new Array<PlistValue | undefined>(numObjects);
