@@ -1,0 +1,11 @@
+/**
+ * The station's migrations, in order. To change the schema, add `NNNN-name.ts` next to this file
+ * (exporting `version`, `name`, `up` and optionally `foreignKeysOff`, see `Migration` in
+ * `../db.ts`) and append it here; never edit a migration that has shipped. A migration that
+ * changes existing data gets a test in `test/unit/store-migrations.test.ts` (migrate to N−1, add
+ * rows, migrate to N, check them).
+ */
+import type { Migration } from '../db.ts';
+import * as m0001 from './0001-identities.ts';
+
+export const MIGRATIONS: readonly Migration[] = [m0001];
