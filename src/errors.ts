@@ -109,6 +109,12 @@ export const ERROR_CODES = {
   'lockdown/invalid-connection': spec(false),
   'lockdown/unknown-error': spec(false),
   'diagnostics/failed': spec(false),
+
+  // simulator/ (virtual usbmuxd and devices, sim-ctl)
+  'sim/unknown-device': spec(false, 'not-found'),
+  'sim/invalid-state': spec(false),
+  'sim/control-unreachable': spec(true),
+  'sim/start-failed': spec(false),
 } as const satisfies Record<string, CodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

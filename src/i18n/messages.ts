@@ -400,6 +400,22 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: '端末が再起動・システム終了の要求を実行できませんでした', action: '端末を接続し直して、もう一度お試しください。' },
     en: { title: 'The device could not restart or shut down', action: 'Plug the device in again and retry.' },
   },
+  'sim/unknown-device': {
+    ja: { title: '仮想端末が見つかりません', action: 'sim-ctl list で UDID を確認してください。' },
+    en: { title: 'No such virtual device', action: 'Check the UDID with sim-ctl list.' },
+  },
+  'sim/invalid-state': {
+    ja: { title: '仮想端末が今の状態ではその操作を受け付けません', action: 'sim-ctl state で状態を確認してください。' },
+    en: { title: 'The virtual device cannot do that in its current state', action: 'Check its state with sim-ctl state.' },
+  },
+  'sim/control-unreachable': {
+    ja: { title: 'シミュレーターの制御ソケットに接続できません', action: 'kitting sim が起動しているか、--control の指定を確認してください。' },
+    en: { title: 'Cannot reach the simulator control socket', action: 'Check that kitting sim is running and the --control address.' },
+  },
+  'sim/start-failed': {
+    ja: { title: 'シミュレーターを起動できませんでした', action: 'ソケットのパスやポートが使用中でないか確認してください。' },
+    en: { title: 'The simulator could not start', action: 'Check that the socket path or port is free.' },
+  },
 };
 
 /** The words for an error (KitError or anything thrown) in the given language. */
