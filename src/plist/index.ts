@@ -8,7 +8,13 @@
  * exactly in one pass and fills a single buffer. No incumbent handled every requirement either:
  * 64-bit/unsigned integers as bigint, UIDs, `PlistReal`, located errors, cycle and size limits.
  *
- * Figures: filled in from the first full bench run (step 3).
+ * Figures (`node_modules/.bin/node bench/plist.ts`, Node 22.23, one run on the dev container; the
+ * corpus is 8 device documents, 67 KiB as XML / 24 KiB binary; MB/s of plist bytes):
+ *   XML decode      ours 112   plist.parse 6.7                               → 16.7× (target ≥ 3×)
+ *     small lockdown/usbmux messages only: ours 97 vs 4.7                    → 20.6×
+ *   binary decode   ours 208   bplist-parser 35   plist.parseBinary 82       → 2.5× the fastest
+ *   binary encode   ours 97    bplist-creator 7.2 plist.buildBinary 33       → 2.9× the fastest
+ *   XML encode      ours 190   plist.build 19                                → 9.9×
  */
 import { KitError } from '../errors.ts';
 import { decodeBinary } from './binary.ts';
