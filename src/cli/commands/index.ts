@@ -1,6 +1,7 @@
 /** Every `kitting` command group, in the order `--help` lists them. */
 import type { Command } from 'commander';
+import { registerSim } from './sim.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: readonly RegisterCommand[] = [];
+export const COMMANDS: readonly RegisterCommand[] = [registerSim];

@@ -1,0 +1,257 @@
+/**
+ * The simulator's control API: JSON over HTTP on a unix socket or a 127.0.0.1 port, one route per
+ * `sim-ctl` verb, request bodies checked with zod. Failures answer `{error: {code, message}}` with
+ * 404 (unknown device), 400 (bad input) or 409 (wrong state). {@link ControlClient} is the other end.
+ *
+ * Routes: `GET /info`, `GET /devices`, `POST /devices` `{preset?}`, `GET /devices/:udid`,
+ * `POST /devices/:udid/{unplug,replug,reboot,lock,unlock}`, `POST /devices/:udid/trust` `{mode}`,
+ * `POST /devices/:udid/set` `{values}`, `POST /devices/:udid/fault` `{spec, once?}`,
+ * `POST /usbmuxd/restart`.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import { z } from 'zod';
+import { isErrorCode, KitError, toKitError } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import type { DeviceStateJson } from './device.ts';
+import type { DeviceSummary, Simulator } from './simulator.ts';
+
+const log = createLogger('simulator/control');
+
+const PlugBody = z.object({ preset: z.string().min(1).optional() }).strict();
+const TrustBody = z.object({ mode: z.enum(['accept', 'deny', 'prompt']) }).strict();
+const SetBody = z.object({ values: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])) }).strict();
+const FaultBody = z.object({ spec: z.string().min(1), once: z.boolean().optional() }).strict();
+const EmptyBody = z.object({}).strict();
+
+/** A running control server. */
+export interface ControlServer {
+  /** Socket path, or `127.0.0.1:PORT`. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** Where the control API is: a unix socket path or a TCP port on 127.0.0.1. */
+export type ControlTarget = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+/** Parses `--control`: `PORT`, `HOST:PORT`, `http://HOST:PORT`, or a socket path. */
+export function parseControlTarget(spec: string | number): ControlTarget {
+  if (typeof spec === 'number') return { kind: 'tcp', host: '127.0.0.1', port: spec };
+  const s = spec.trim().replace(/^http:\/\//, '').replace(/\/$/, '');
+  if (/^\d+$/.test(s)) return { kind: 'tcp', host: '127.0.0.1', port: Number(s) };
+  const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d+)$/.exec(s);
+  if (m !== null && m[1] !== undefined && m[2] !== undefined) return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  return { kind: 'unix', path: spec.replace(/^unix:\/\//, '') };
+}
+
+function statusFor(err: KitError): number {
+  if (err.code === 'sim/unknown-device') return 404;
+  if (err.code === 'sim/invalid-state') return 409;
+  if (err.exitCode === 2) return 400;
+  return 500;
+}
+
+async function readBody(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const b = chunk as Buffer;
+    size += b.length;
+    if (size > 1_000_000) throw new KitError('usage/invalid-argument', 'request body too large');
+    chunks.push(b);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new KitError('usage/invalid-argument', 'request body is not JSON');
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body);
+  if (!r.success) {
+    throw new KitError('usage/invalid-argument', `invalid request body: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+  }
+  return r.data;
+}
+
+async function route(sim: Simulator, method: string, pathname: string, body: unknown): Promise<unknown> {
+  const parts = pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const [a, b, c] = parts;
+  if (method === 'GET' && a === 'info' && parts.length === 1) {
+    return { usbmuxd: sim.usbmuxdAddress, control: sim.controlAddress, devices: sim.udids(), systemBuid: sim.systemBuid, activationUrl: sim.activationUrl ?? null };
+  }
+  if (a === 'usbmuxd' && b === 'restart' && parts.length === 2 && method === 'POST') {
+    parse(EmptyBody, body);
+    await sim.restartUsbmuxd();
+    return { ok: true };
+  }
+  if (a !== 'devices') throw new KitError('usage/unknown-command', `no route ${method} ${pathname}`);
+  if (parts.length === 1) {
+    if (method === 'GET') return sim.list();
+    if (method === 'POST') return { udid: sim.plug(parse(PlugBody, body).preset) };
+  }
+  if (b === undefined) throw new KitError('usage/unknown-command', `no route ${method} ${pathname}`);
+  if (parts.length === 2 && method === 'GET') return sim.state(b);
+  if (parts.length === 3 && method === 'POST') {
+    switch (c) {
+      case 'unplug':
+        parse(EmptyBody, body);
+        sim.unplug(b);
+        return { ok: true };
+      case 'replug':
+        parse(EmptyBody, body);
+        await sim.replug(b);
+        return { ok: true };
+      case 'reboot':
+        parse(EmptyBody, body);
+        sim.reboot(b);
+        return { ok: true };
+      case 'lock':
+        parse(EmptyBody, body);
+        sim.lock(b);
+        return { ok: true };
+      case 'unlock':
+        parse(EmptyBody, body);
+        sim.unlock(b);
+        return { ok: true };
+      case 'trust':
+        sim.trust(b, parse(TrustBody, body).mode);
+        return { ok: true };
+      case 'set':
+        sim.set(b, parse(SetBody, body).values);
+        return { ok: true };
+      case 'fault': {
+        const f = parse(FaultBody, body);
+        sim.fault(b, f.spec, { once: f.once ?? false });
+        return { ok: true };
+      }
+      default:
+        break;
+    }
+  }
+  throw new KitError('usage/unknown-command', `no route ${method} ${pathname}`);
+}
+
+/** Starts the control API for `sim` at `spec` (socket path or port; port 0 picks a free one). */
+export async function startControlServer(sim: Simulator, spec: string | number): Promise<ControlServer> {
+  const target = parseControlTarget(spec);
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      let status = 200;
+      let payload: unknown;
+      try {
+        const url = new URL(req.url ?? '/', 'http://sim');
+        const body = req.method === 'POST' ? await readBody(req) : undefined;
+        payload = await route(sim, req.method ?? 'GET', url.pathname, body);
+      } catch (err) {
+        const e = toKitError(err);
+        status = statusFor(e);
+        payload = { error: { code: e.code, message: e.message } };
+        if (status === 500) log.error('control request failed', { err });
+      }
+      const text = JSON.stringify(payload);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (target.kind === 'unix') {
+      fs.rmSync(target.path, { force: true });
+      server.listen(target.path, () => resolve());
+    } else {
+      server.listen(target.port, target.host, () => resolve());
+    }
+  });
+  const a = server.address();
+  const address = target.kind === 'unix' ? target.path : `${target.host}:${a !== null && typeof a === 'object' ? a.port : target.port}`;
+  return {
+    address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          if (target.kind === 'unix') fs.rmSync(target.path, { force: true });
+          resolve();
+        });
+      }),
+  };
+}
+
+/** A client of the control API (what `sim-ctl` uses). */
+export class ControlClient {
+  private readonly target: ControlTarget;
+
+  constructor(spec: string | number) {
+    this.target = parseControlTarget(spec);
+  }
+
+  /** One request; failures come back as the KitError the server reported. */
+  async request(method: 'GET' | 'POST', pathname: string, body?: unknown): Promise<unknown> {
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const base = this.target.kind === 'unix' ? { socketPath: this.target.path } : { host: this.target.host, port: this.target.port };
+    const { status, data } = await new Promise<{ status: number; data: string }>((resolve, reject) => {
+      const req = http.request(
+        { ...base, method, path: pathname, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (err) =>
+        reject(new KitError('sim/control-unreachable', `cannot reach the simulator control API at ${describe(this.target)}: ${err.message}`, { cause: err })),
+      );
+      req.end(text);
+    });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data) as unknown;
+    } catch {
+      throw new KitError('sim/control-unreachable', `the control API answered ${status} with non-JSON`);
+    }
+    if (status >= 400) {
+      const e = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
+      const code = typeof e?.code === 'string' && isErrorCode(e.code) ? e.code : 'bug';
+      throw new KitError(code, typeof e?.message === 'string' ? e.message : `control API error ${status}`);
+    }
+    return parsed;
+  }
+
+  list(): Promise<DeviceSummary[]> {
+    return this.request('GET', '/devices') as Promise<DeviceSummary[]>;
+  }
+
+  async plug(preset?: string): Promise<string> {
+    const r = (await this.request('POST', '/devices', preset === undefined ? {} : { preset })) as { udid: string };
+    return r.udid;
+  }
+
+  async verb(udid: string, verb: 'unplug' | 'replug' | 'reboot' | 'lock' | 'unlock', body: unknown = {}): Promise<void> {
+    await this.request('POST', `/devices/${encodeURIComponent(udid)}/${verb}`, body);
+  }
+
+  async trust(udid: string, mode: 'accept' | 'deny' | 'prompt'): Promise<void> {
+    await this.request('POST', `/devices/${encodeURIComponent(udid)}/trust`, { mode });
+  }
+
+  async set(udid: string, values: Record<string, string | number | boolean>): Promise<void> {
+    await this.request('POST', `/devices/${encodeURIComponent(udid)}/set`, { values });
+  }
+
+  async fault(udid: string, spec: string, once = false): Promise<void> {
+    await this.request('POST', `/devices/${encodeURIComponent(udid)}/fault`, { spec, once });
+  }
+
+  state(udid: string): Promise<DeviceStateJson> {
+    return this.request('GET', `/devices/${encodeURIComponent(udid)}`) as Promise<DeviceStateJson>;
+  }
+}
+
+function describe(t: ControlTarget): string {
+  return t.kind === 'unix' ? t.path : `${t.host}:${t.port}`;
+}

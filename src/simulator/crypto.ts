@@ -1,0 +1,121 @@
+/**
+ * Key material and TLS for virtual devices: RSA device keys (generated lazily with node:crypto and
+ * reused within the process), the PKCS#1 `DevicePublicKey`, certificate comparison, and the TLS
+ * server a device runs on a lockdown or service connection.
+ */
+import { generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+
+/** A device's RSA key pair as PEM strings. */
+export interface DeviceKeys {
+  /** PKCS#1 `-----BEGIN RSA PUBLIC KEY-----`, the lockdown `DevicePublicKey` format. */
+  publicKeyPem: string;
+  /** PKCS#8 private key. */
+  privateKeyPem: string;
+  publicKey: KeyObject;
+}
+
+const keyCache = new Map<string, Promise<DeviceKeys>>();
+
+/**
+ * The RSA-2048 key of the device with this UDID. Keys are generated on first use and reused for the
+ * rest of the process, so a device keeps its key across reboots and simulator restarts in one process.
+ */
+export function deviceKeys(udid: string): Promise<DeviceKeys> {
+  let p = keyCache.get(udid);
+  if (p === undefined) {
+    p = new Promise<DeviceKeys>((resolve, reject) => {
+      generateKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 }, (err, publicKey, privateKey) => {
+        if (err !== null) {
+          reject(err);
+          return;
+        }
+        resolve({
+          publicKeyPem: publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+          privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+          publicKey,
+        });
+      });
+    });
+    keyCache.set(udid, p);
+  }
+  return p;
+}
+
+/** DER bytes of a PEM certificate (the first one in the text), or undefined when it does not parse. */
+export function certificateDer(pem: Buffer | string): Buffer | undefined {
+  try {
+    return new X509Certificate(pem).raw;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the certificate `pem` carries `publicKey`. */
+export function certificateHasKey(pem: Buffer | string, publicKey: KeyObject): boolean {
+  try {
+    const cert = new X509Certificate(pem);
+    const a = cert.publicKey.export({ type: 'spki', format: 'der' });
+    const b = publicKey.export({ type: 'spki', format: 'der' });
+    return Buffer.compare(a, b) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Options for {@link startTlsServer}. */
+export interface TlsServerOptions {
+  /** PEM certificate the device presents (the pairing's DeviceCertificate). */
+  certPem: Buffer | string;
+  /** PEM private key matching the certificate. */
+  keyPem: string;
+  /** DER certificates a client may present (the pairing's HostCertificate and RootCertificate). */
+  acceptedClientCerts: readonly Buffer[];
+}
+
+/**
+ * Turns a plain socket into the server side of TLS, the way a device does after `StartSession` or on
+ * a service port with `EnableServiceSSL`. Old-style pairing certificates (SHA-1, serial 0, empty
+ * DNs) need security level 0. The client certificate is requested and must equal one of
+ * `acceptedClientCerts`; otherwise the connection is destroyed. Resolves once the handshake is done.
+ */
+export function startTlsServer(socket: Socket, options: TlsServerOptions): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    let secureContext: tls.SecureContext;
+    try {
+      secureContext = tls.createSecureContext({
+        cert: options.certPem,
+        key: options.keyPem,
+        ciphers: 'DEFAULT:@SECLEVEL=0',
+        minVersion: 'TLSv1',
+      });
+    } catch (err) {
+      reject(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    const tlsSocket = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext,
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
+    const onError = (err: Error): void => {
+      tlsSocket.destroy();
+      reject(err);
+    };
+    tlsSocket.once('error', onError);
+    tlsSocket.once('close', () => reject(new Error('connection closed during the TLS handshake')));
+    tlsSocket.once('secure', () => {
+      tlsSocket.removeListener('error', onError);
+      const peer = tlsSocket.getPeerCertificate(true);
+      const raw: Buffer | undefined = peer !== null && typeof peer === 'object' && 'raw' in peer ? peer.raw : undefined;
+      if (raw === undefined || !options.acceptedClientCerts.some((c) => Buffer.compare(c, raw) === 0)) {
+        tlsSocket.destroy();
+        reject(new Error('the client presented no certificate of this pairing'));
+        return;
+      }
+      resolve(tlsSocket);
+    });
+  });
+}

@@ -1,0 +1,27 @@
+/**
+ * The lockdown services a virtual device can start (`StartService`), with whether each runs TLS
+ * (`EnableServiceSSL`). New services (MCInstall, mobileactivationd, AFC …) are new entries.
+ */
+import type { Socket } from 'node:net';
+import type { TlsServerOptions } from './crypto.ts';
+import type { VirtualDevice } from './device.ts';
+import { serveDiagnosticsRelay } from './diagnostics.ts';
+
+/** How a service connection starts. */
+export interface ServeOptions {
+  /** TLS server options when the service runs TLS (set from the session's pairing). */
+  tls: TlsServerOptions | undefined;
+}
+
+/** One startable service. */
+export interface ServiceSpec {
+  /** Answered as `EnableServiceSSL`. */
+  readonly ssl: boolean;
+  /** Serves one connection to the port StartService handed out. */
+  serve(device: VirtualDevice, socket: Socket, options: ServeOptions): void;
+}
+
+/** Services by lockdown name; anything else is `InvalidService`. */
+export const SERVICES: Readonly<Record<string, ServiceSpec>> = {
+  'com.apple.mobile.diagnostics_relay': { ssl: true, serve: serveDiagnosticsRelay },
+};
