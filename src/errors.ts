@@ -35,6 +35,14 @@ export const ERROR_CODES = {
   'plist/unsupported': spec(false, 'usage'),
   'cms/malformed': spec(false, 'usage'),
 
+  // kitting/ blueprints, cloud configuration, naming (src/kitting/blueprint.ts, cloud-config.ts, naming.ts)
+  'blueprint/invalid': spec(false, 'usage'),
+  'blueprint/not-json': spec(false, 'usage'),
+  'blueprint/shared-ipad-quota': spec(false),
+  'naming/invalid-template': spec(false, 'usage'),
+  'naming/missing-plan-field': spec(false),
+  'naming/too-long': spec(false),
+
   // store/ (SQLite): see src/store/db.ts for the SQLite result table.
   'store/busy': spec(true),
   'store/constraint': spec(false),

@@ -63,6 +63,37 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: '署名付きデータが壊れています', action: '署名付き構成プロファイルを取得し直してください。' },
     en: { title: 'Malformed signed data', action: 'Get the signed configuration profile again.' },
   },
+  // kitting/ blueprints, cloud configuration, naming
+  'blueprint/invalid': {
+    ja: { title: 'ブループリントの内容に誤りがあります', action: '表示された項目を修正してください（kitting blueprint validate で全項目を確認できます）。' },
+    en: { title: 'The blueprint has invalid fields', action: 'Fix the fields shown (kitting blueprint validate lists them all).' },
+  },
+  'blueprint/not-json': {
+    ja: { title: 'ブループリントのファイルが JSON として読めません', action: 'メッセージに表示された行・列の記述を確認してください。' },
+    en: { title: 'The blueprint file is not valid JSON', action: 'Check the text at the line and column shown in the message.' },
+  },
+  'blueprint/shared-ipad-quota': {
+    ja: {
+      title: '共有iPadの1ユーザ当たりの割り当てサイズが大きすぎます',
+      action: '端末のストレージ容量から26GBを除いた容量未満の値に変更してください（超えるとサインインに失敗します）。',
+    },
+    en: {
+      title: 'The Shared iPad quota per user is too large',
+      action: 'Use a quota below the device storage minus 26 GB (otherwise user sign-in fails).',
+    },
+  },
+  'naming/invalid-template': {
+    ja: { title: '端末名のテンプレートに誤りがあります', action: '使える差し込み項目は {serial} {model} {n} {n:3} {plan.name} {plan.assetTag} です。' },
+    en: { title: 'Invalid device name template', action: 'Use only {serial}, {model}, {n}, {n:3}, {plan.name} and {plan.assetTag}.' },
+  },
+  'naming/missing-plan-field': {
+    ja: { title: '端末名に使う計画の値がありません', action: 'シリアル番号の計画（CSV）に端末名または資産管理番号を入れるか、テンプレートを変更してください。' },
+    en: { title: 'The plan has no value for the device name', action: 'Add the name or asset tag to the serial plan (CSV), or change the template.' },
+  },
+  'naming/too-long': {
+    ja: { title: '端末名が長すぎます', action: '端末名が UTF-8 で255バイト以内になるようにテンプレートを短くしてください。' },
+    en: { title: 'The device name is too long', action: 'Shorten the template so the name fits in 255 bytes of UTF-8.' },
+  },
   'store/busy': {
     ja: { title: 'データベースが使用中です', action: 'しばらく待ってから、もう一度お試しください。' },
     en: { title: 'The database is busy', action: 'Wait a moment and retry.' },
