@@ -1,7 +1,8 @@
 /** Every `kitting` command group, in the order `--help` lists them. */
 import type { Command } from 'commander';
 import { registerSim } from './sim.ts';
+import { registerBlueprint } from './blueprint.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: readonly RegisterCommand[] = [registerSim];
+export const COMMANDS: readonly RegisterCommand[] = [registerSim, registerBlueprint];
