@@ -6,6 +6,7 @@
  * Routes: `GET /info`, `GET /devices`, `POST /devices` `{preset?}`, `GET /devices/:udid`,
  * `POST /devices/:udid/{unplug,replug,reboot,lock,unlock}`, `POST /devices/:udid/trust` `{mode}`,
  * `POST /devices/:udid/set` `{values}`, `POST /devices/:udid/fault` `{spec, once?}`,
+ * `POST /devices/:udid/forget` `{hostId?}`,
  * `POST /usbmuxd/restart`.
  */
 import fs from 'node:fs';
@@ -23,6 +24,7 @@ const TrustBody = z.object({ mode: z.enum(['accept', 'deny', 'prompt']) }).stric
 const SetBody = z.object({ values: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])) }).strict();
 const FaultBody = z.object({ spec: z.string().min(1), once: z.boolean().optional() }).strict();
 const EmptyBody = z.object({}).strict();
+const ForgetBody = z.object({ hostId: z.string().min(1).optional() }).strict();
 
 /** A running control server. */
 export interface ControlServer {
@@ -123,6 +125,8 @@ async function route(sim: Simulator, method: string, pathname: string, body: unk
       case 'set':
         sim.set(b, parse(SetBody, body).values);
         return { ok: true };
+      case 'forget':
+        return { forgotten: sim.forget(b, parse(ForgetBody, body).hostId) };
       case 'fault': {
         const f = parse(FaultBody, body);
         sim.fault(b, f.spec, { once: f.once ?? false });
@@ -245,6 +249,11 @@ export class ControlClient {
 
   async fault(udid: string, spec: string, once = false): Promise<void> {
     await this.request('POST', `/devices/${encodeURIComponent(udid)}/fault`, { spec, once });
+  }
+
+  async forget(udid: string, hostId?: string): Promise<number> {
+    const r = (await this.request('POST', `/devices/${encodeURIComponent(udid)}/forget`, hostId === undefined ? {} : { hostId })) as { forgotten: number };
+    return r.forgotten;
   }
 
   state(udid: string): Promise<DeviceStateJson> {

@@ -361,6 +361,19 @@ export class Simulator implements MuxBackend, DeviceHost {
     this.slot(udid).device.faults.apply(parsed);
   }
 
+  /**
+   * `sim-ctl forget UDID [--host-id ID]`: the device forgets one host pairing, or all of them (as
+   * after "Reset Location & Privacy"); the host's next StartSession gets `InvalidHostID`.
+   * Returns how many pairings were forgotten.
+   */
+  forget(udid: string, hostId?: string): number {
+    const d = this.slot(udid).device;
+    if (hostId !== undefined) return d.removePairing(hostId) ? 1 : 0;
+    const n = d.pairings.size;
+    d.pairings.clear();
+    return n;
+  }
+
   /** `sim-ctl state UDID`. */
   state(udid: string): DeviceStateJson {
     const d = this.slot(udid).device;

@@ -183,6 +183,17 @@ export function registerSim(program: Command): void {
     });
 
   ctl
+    .command('forget <udid>')
+    .description('the device forgets its host pairings (or one, with --host-id): the next session gets InvalidHostID')
+    .option('--host-id <id>', 'forget only this HostID')
+    .action(async (udid: string, opts: { hostId?: string }, cmd: Command) => {
+      const n = await controlOf(cmd).forget(udid, opts.hostId);
+      const ctx = ctxOf(cmd);
+      if (ctx.json) ctx.printJson({ forgotten: n });
+      else ctx.print(`forgot ${n} pairing(s): ${udid}`);
+    });
+
+  ctl
     .command('state <udid>')
     .description('the whole virtual device (JSON)')
     .action(async (udid: string, _opts: unknown, cmd: Command) => {
