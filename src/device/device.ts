@@ -1,0 +1,210 @@
+/**
+ * Opening a device the way every command needs it: find it by UDID, connect to lockdownd, use the
+ * pair record usbmuxd holds (ours or another tool's), pair when there is none or the device forgot
+ * it, and start a TLS session. Pair records are saved through usbmuxd so other tools see them.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KitError, hasCode } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import { LockdownClient, type PairProgress } from './lockdown.ts';
+import {
+  generatePairRecord,
+  pairRecordFromPlist,
+  pairRecordToPlist,
+  type PairRecord,
+  type SignatureHash,
+} from './pairing.ts';
+import { majorVersion } from './tls.ts';
+import type { UsbmuxClient, UsbmuxDevice } from './usbmux.ts';
+
+const log = createLogger('device/device');
+
+/** Progress of {@link openDevice} / {@link pairDevice}. */
+export type DeviceProgress =
+  PairProgress | { stage: 'pairing'; udid: string } | { stage: 'paired'; udid: string; hostId: string };
+
+export interface PairDeviceOptions {
+  onProgress?: (event: DeviceProgress) => void;
+  /** How long to wait for Trust (default 120 s). */
+  pairTimeoutMs?: number;
+  /** Certificate digest (default SHA-256; SHA-1 for iOS < 4, like libimobiledevice). */
+  hash?: SignatureHash;
+  signal?: AbortSignal;
+}
+
+export interface OpenDeviceOptions extends PairDeviceOptions {
+  /** `if-needed` (default) pairs when there is no usable record; `never` fails instead. */
+  pair?: 'if-needed' | 'never';
+  /** Per-request timeout (default 10 s). */
+  timeoutMs?: number;
+}
+
+/** A device with a session-ready lockdown client. Close it with {@link DeviceSession.close}. */
+export interface DeviceSession {
+  readonly device: UsbmuxDevice;
+  readonly lockdown: LockdownClient;
+  readonly record: PairRecord;
+  readonly productVersion: string | undefined;
+  /** True when this call paired the device (no record, or the device had forgotten it). */
+  readonly pairedNow: boolean;
+  /** StopSession and close; never throws. */
+  close(): Promise<void>;
+}
+
+/**
+ * The attached USB device with this UDID (a network entry only if there is no USB one).
+ * @throws KitError `device/not-found` (exit 3) when it is not attached.
+ */
+export async function findDevice(usbmux: UsbmuxClient, udid: string): Promise<UsbmuxDevice> {
+  const devices = (await usbmux.listDevices()).filter((d) => d.udid === udid);
+  const device = devices.find((d) => d.connectionType === 'USB') ?? devices[0];
+  if (device === undefined) throw new KitError('device/not-found', `no attached device has UDID ${udid}`, { udid });
+  return device;
+}
+
+/**
+ * The usable pair record usbmuxd holds for `udid`, or null (none stored, or stored but malformed —
+ * logged, then treated as absent so pairing can replace it).
+ */
+export async function loadPairRecord(usbmux: UsbmuxClient, udid: string): Promise<PairRecord | null> {
+  let dict;
+  try {
+    dict = await usbmux.readPairRecord(udid);
+  } catch (err) {
+    if (hasCode(err, 'pairing/invalid-record')) {
+      log.warn('ignoring an unreadable pair record', { udid, error: err });
+      return null;
+    }
+    throw err;
+  }
+  if (dict === null) return null;
+  try {
+    return pairRecordFromPlist(dict, udid);
+  } catch (err) {
+    log.warn('ignoring a malformed pair record', { udid, error: err });
+    return null;
+  }
+}
+
+/** Connects to lockdownd, retrying briefly while the device refuses (just attached or rebooting). */
+export async function connectLockdown(
+  usbmux: UsbmuxClient,
+  device: UsbmuxDevice,
+  timeoutMs?: number,
+): Promise<LockdownClient> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await LockdownClient.connect(usbmux, device, timeoutMs !== undefined ? { timeoutMs } : {});
+    } catch (err) {
+      if (attempt >= 4 || !hasCode(err, 'usbmux/connection-refused')) throw err;
+      await sleep(250 * (attempt + 1));
+    }
+  }
+}
+
+/**
+ * Pairs over `lockdown` (§3.3): reads `DevicePublicKey`, `WiFiAddress` and the SystemBUID, makes
+ * the certificates, sends `Pair` (waiting for Trust), and saves the record through usbmuxd with
+ * the DeviceID so listeners get `Paired`.
+ * @throws KitError `lockdown/trust-denied`, `lockdown/trust-pending`, `lockdown/password-protected`,
+ * `lockdown/mc-challenge-required`, `usbmux/pair-record-failed` …
+ */
+export async function pairDevice(
+  usbmux: UsbmuxClient,
+  device: UsbmuxDevice,
+  lockdown: LockdownClient,
+  options: PairDeviceOptions = {},
+): Promise<PairRecord> {
+  options.onProgress?.({ stage: 'pairing', udid: device.udid });
+  const publicKey = await lockdown.getValue(undefined, 'DevicePublicKey');
+  if (!(publicKey instanceof Buffer) && typeof publicKey !== 'string') {
+    throw new KitError('device/bad-reply', 'the device did not give its DevicePublicKey', { udid: device.udid });
+  }
+  let wifi: string | undefined;
+  try {
+    const v = await lockdown.getValue(undefined, 'WiFiAddress');
+    wifi = typeof v === 'string' ? v : undefined;
+  } catch (err) {
+    if (!hasCode(err, 'lockdown/missing-value', 'lockdown/get-prohibited')) throw err;
+  }
+  const systemBuid = await usbmux.readBuid();
+  const major = majorVersion(lockdown.productVersion);
+  const hash = options.hash ?? (major !== undefined && major < 4 ? 'sha1' : 'sha256');
+  const record = generatePairRecord({
+    devicePublicKey: publicKey,
+    systemBuid,
+    hash,
+    ...(wifi !== undefined ? { wifiMacAddress: wifi } : {}),
+  });
+  const escrowBag = await lockdown.pair(record, {
+    ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+    ...(options.pairTimeoutMs !== undefined ? { timeoutMs: options.pairTimeoutMs } : {}),
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+  });
+  record.escrowBag = escrowBag;
+  await usbmux.savePairRecord(device.udid, pairRecordToPlist(record), device.deviceId);
+  options.onProgress?.({ stage: 'paired', udid: device.udid, hostId: record.hostId });
+  return record;
+}
+
+/**
+ * A session-ready lockdown client for `udid`: uses the stored pair record, pairs when there is
+ * none, and pairs again when the device has forgotten it (`InvalidHostID`, or TLS refused).
+ * @throws KitError `device/not-found` (exit 3), `device/wrong-mode`, the pairing codes of
+ * {@link pairDevice}, `lockdown/missing-pair-record` with `pair: 'never'` and no record, and the
+ * usbmux/lockdown/TLS codes of the steps.
+ */
+export async function openDevice(
+  usbmux: UsbmuxClient,
+  udid: string,
+  options: OpenDeviceOptions = {},
+): Promise<DeviceSession> {
+  const device = await findDevice(usbmux, udid);
+  let lockdown = await connectLockdown(usbmux, device, options.timeoutMs);
+  const mayPair = (options.pair ?? 'if-needed') === 'if-needed';
+  const refuse = (why: string): KitError =>
+    new KitError('lockdown/missing-pair-record', `${udid} is not paired with this host (${why})`, { udid });
+  try {
+    await lockdown.queryType();
+    const version = await lockdown.getValue(undefined, 'ProductVersion');
+    const productVersion = typeof version === 'string' ? version : undefined;
+    let record = await loadPairRecord(usbmux, udid);
+    let pairedNow = false;
+    if (record !== null) {
+      try {
+        await lockdown.startSession(record);
+      } catch (err) {
+        if (!hasCode(err, 'lockdown/invalid-host-id', 'device/tls-failed') || !mayPair) throw err;
+        log.info('the device no longer knows this pairing; pairing again', { udid, code: err.code });
+        if (err.code === 'device/tls-failed') {
+          lockdown.close();
+          lockdown = await connectLockdown(usbmux, device, options.timeoutMs);
+          await lockdown.getValue(undefined, 'ProductVersion');
+        }
+        record = null;
+      }
+    }
+    if (record === null) {
+      if (!mayPair) throw refuse('no pair record');
+      record = await pairDevice(usbmux, device, lockdown, options);
+      pairedNow = true;
+      await lockdown.startSession(record);
+    }
+    const session = lockdown;
+    const finalRecord = record;
+    return {
+      device,
+      lockdown: session,
+      record: finalRecord,
+      productVersion,
+      pairedNow,
+      close: async () => {
+        await session.stopSession().catch(() => undefined);
+        session.close();
+      },
+    };
+  } catch (err) {
+    lockdown.close();
+    throw err;
+  }
+}
