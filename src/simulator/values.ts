@@ -59,6 +59,12 @@ export const PRE_SESSION_KEYS: readonly string[] = [
   'WiFiAddress',
 ];
 
+/**
+ * Keys readable one at a time without a session that are not part of the no-key answer (a real
+ * iPhone answered `TimeIntervalSince1970` on a fresh lockdown connection: recorded fixture).
+ */
+export const PRE_SESSION_SINGLE_KEYS: readonly string[] = ['TimeIntervalSince1970'];
+
 /** Domain keys answered without a session for a whole-domain read (issue libimobiledevice#1199). */
 const PRE_SESSION_DOMAINS: Readonly<Record<string, readonly string[]>> = {
   'com.apple.mobile.iTunes': ['FamilyID', 'MinITunesVersion', 'MinMacOSVersion', 'iTunesSetupComplete'],
@@ -236,7 +242,7 @@ export function getValue(s: ValueState, domain: string | undefined, key: string 
     }
     const v = all[key];
     if (v === undefined) return { error: 'MissingValue' };
-    if (!s.inSession && !PRE_SESSION_KEYS.includes(key)) return { error: 'GetProhibited' };
+    if (!s.inSession && !PRE_SESSION_KEYS.includes(key) && !PRE_SESSION_SINGLE_KEYS.includes(key)) return { error: 'GetProhibited' };
     return { value: v };
   }
   const dict = domainValues(s, domain);
