@@ -30,7 +30,15 @@ export { decodeBinary, encodeBinary } from './binary.ts';
 export { decodeXml, encodeXml } from './xml.ts';
 
 function isBinaryPlist(bytes: Uint8Array): boolean {
-  return bytes.length >= 6 && bytes[0] === 0x62 && bytes[1] === 0x70 && bytes[2] === 0x6c && bytes[3] === 0x69 && bytes[4] === 0x73 && bytes[5] === 0x74;
+  return (
+    bytes.length >= 6 &&
+    bytes[0] === 0x62 &&
+    bytes[1] === 0x70 &&
+    bytes[2] === 0x6c &&
+    bytes[3] === 0x69 &&
+    bytes[4] === 0x73 &&
+    bytes[5] === 0x74
+  );
 }
 
 /**
@@ -44,21 +52,29 @@ function isBinaryPlist(bytes: Uint8Array): boolean {
 export function decodePlist(bytes: Uint8Array, options?: DecodeOptions): PlistValue {
   if (isBinaryPlist(bytes)) return decodeBinary(bytes, options);
   if (bytes[0] === 0x30 && (bytes[1] === 0x80 || bytes[1] === 0x82 || bytes[1] === 0x83 || bytes[1] === 0x84)) {
-    throw new KitError('plist/malformed', 'this looks like CMS signed data (a signed profile), not a bare plist: read it with readSignedPlist', {
-      details: { offset: 0 },
-    });
+    throw new KitError(
+      'plist/malformed',
+      'this looks like CMS signed data (a signed profile), not a bare plist: read it with readSignedPlist',
+      {
+        details: { offset: 0 },
+      },
+    );
   }
   return decodeXml(bytes, options);
 }
 
 /**
  * Reads a signed property list (`.mobileconfig` in CMS/PKCS#7 SignedData, DER/BER or PEM): the
- * attached plist, decoded, and the DER certificates of its signers. The signature is not verified.
+ * attached plist, decoded (with `options`, as {@link decodePlist}), and the DER certificates of its
+ * signers. The signature is not verified.
  *
  * @throws KitError `cms/malformed` when the input is not SignedData with attached content (an
  *   unsigned plist gets a message saying so).
  * @throws KitError `plist/malformed` when the attached content is not a valid plist.
  */
-export function readSignedPlist(bytes: Uint8Array): { content: PlistValue; signerCertificatesDer: Buffer[] } {
-  return readSignedPlistWith(bytes, (content) => decodePlist(content));
+export function readSignedPlist(
+  bytes: Uint8Array,
+  options?: DecodeOptions,
+): { content: PlistValue; signerCertificatesDer: Buffer[] } {
+  return readSignedPlistWith(bytes, (content) => decodePlist(content, options));
 }

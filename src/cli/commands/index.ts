@@ -1,8 +1,9 @@
 /** Every `kitting` command group, in the order `--help` lists them. */
 import type { Command } from 'commander';
 import { registerSim } from './sim.ts';
+import { registerPlist } from './plist.ts';
 import { registerBlueprint } from './blueprint.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: readonly RegisterCommand[] = [registerSim, registerBlueprint];
+export const COMMANDS: readonly RegisterCommand[] = [registerSim, registerPlist, registerBlueprint];
