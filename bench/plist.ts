@@ -11,7 +11,16 @@ import path from 'node:path';
 import bplistCreator from 'bplist-creator';
 import { parseBuffer as bplistParse } from 'bplist-parser';
 import * as plistPkg from 'plist';
-import { decodeBinary, decodePlist, decodeXml, encodeBinary, encodeXml, isPlistDict, type PlistDict, type PlistValue } from '../src/plist/index.ts';
+import {
+  decodeBinary,
+  decodePlist,
+  decodeXml,
+  encodeBinary,
+  encodeXml,
+  isPlistDict,
+  type PlistDict,
+  type PlistValue,
+} from '../src/plist/index.ts';
 import type { BenchResult } from './types.ts';
 
 const RECORDED = path.resolve(import.meta.dirname, '../../shared/fixtures/recorded');
@@ -29,7 +38,8 @@ function recorded(name: string, skip: number): PlistValue {
 
 /** A GetValue reply without a key: ~90 properties as an iPad returns them. */
 function getValueAll(): PlistDict {
-  const bytes = (n: number, seed: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+  const bytes = (n: number, seed: number): Buffer =>
+    Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
   const value: PlistDict = {
     ActivationState: 'Activated',
     ActivationStateAcknowledged: true,
@@ -79,11 +89,11 @@ function getValueAll(): PlistDict {
       'auto-boot': bytes(4, 1),
       'backlight-level': bytes(4, 2),
       'boot-args': bytes(0, 0),
-      'bootdelay': bytes(1, 4),
+      bootdelay: bytes(1, 4),
       'com.apple.System.tz0-size': bytes(6, 5),
       'oblit-inprogress': bytes(5, 6),
-      'obliteration': bytes(46, 7),
-      'usbcfwflasherResult': bytes(40, 8),
+      obliteration: bytes(46, 7),
+      usbcfwflasherResult: bytes(40, 8),
     },
     PartitionType: 'GUID_partition_scheme',
     PasswordProtected: false,
@@ -148,7 +158,8 @@ function appList(): PlistDict {
 
 function corpus(): Doc[] {
   const pairEnvelope = recorded('usbmuxreadpairmessage.bin', 16);
-  if (!isPlistDict(pairEnvelope) || !Buffer.isBuffer(pairEnvelope.PairRecordData)) throw new Error('pair record fixture changed');
+  if (!isPlistDict(pairEnvelope) || !Buffer.isBuffer(pairEnvelope.PairRecordData))
+    throw new Error('pair record fixture changed');
   const values: [string, PlistValue][] = [
     ['usbmux ListDevices', recorded('usbmuxlistdevicemessage.bin', 16)],
     ['usbmux ReadPairRecord', pairEnvelope],
@@ -170,7 +181,7 @@ function throughput(fn: () => void, bytes: number, rounds = 5, ms = 150): number
   for (let r = 0; r < rounds; r++) {
     let n = 0;
     const start = performance.now();
-    let elapsed = 0;
+    let elapsed: number;
     do {
       fn();
       n++;
@@ -264,15 +275,33 @@ export async function run(): Promise<BenchResult[]> {
     { name: 'XML decode: ours / plist', value: xmlRatio, unit: '×', target: '≥ 3×', ok: xmlRatio >= 3 },
     { name: 'XML decode, small messages: ours', value: smallOurs, unit: mb },
     { name: 'XML decode, small messages: plist', value: smallPlist, unit: mb },
-    { name: 'XML decode, small messages: ours / plist', value: smallOurs / smallPlist, unit: '×', target: '≥ 3×', ok: smallOurs / smallPlist >= 3 },
+    {
+      name: 'XML decode, small messages: ours / plist',
+      value: smallOurs / smallPlist,
+      unit: '×',
+      target: '≥ 3×',
+      ok: smallOurs / smallPlist >= 3,
+    },
     { name: 'binary decode: ours', value: binOurs, unit: mb },
     { name: 'binary decode: bplist-parser', value: binBplistParser, unit: mb },
     { name: 'binary decode: plist.parseBinary', value: binPlist, unit: mb },
-    { name: 'binary decode: ours / fastest other', value: binDecRatio, unit: '×', target: '≥ 1×', ok: binDecRatio >= 1 },
+    {
+      name: 'binary decode: ours / fastest other',
+      value: binDecRatio,
+      unit: '×',
+      target: '≥ 1×',
+      ok: binDecRatio >= 1,
+    },
     { name: 'binary encode: ours', value: encBinOurs, unit: mb },
     { name: 'binary encode: bplist-creator', value: encBinCreator, unit: mb },
     { name: 'binary encode: plist.buildBinary', value: encBinPlist, unit: mb },
-    { name: 'binary encode: ours / fastest other', value: binEncRatio, unit: '×', target: '≥ 1×', ok: binEncRatio >= 1 },
+    {
+      name: 'binary encode: ours / fastest other',
+      value: binEncRatio,
+      unit: '×',
+      target: '≥ 1×',
+      ok: binEncRatio >= 1,
+    },
     { name: 'XML encode: ours', value: encXmlOurs, unit: mb },
     { name: 'XML encode: plist.build', value: encXmlPlist, unit: mb },
     { name: 'XML encode: ours / plist', value: xmlEncRatio, unit: '×', target: '≥ 1×', ok: xmlEncRatio >= 1 },

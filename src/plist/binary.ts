@@ -76,28 +76,41 @@ class BinaryReader {
     if (buf.toString('latin1', 0, 6) !== 'bplist') throw malformedAt(0, 'not a binary plist (no "bplist" magic)');
     if (len < 8) throw malformedAt(len, `truncated: ${len} bytes is too short for a binary plist`);
     if (buf.toString('latin1', 0, 8) !== MAGIC) {
-      throw new KitError('plist/unsupported', `binary plist version "${buf.toString('latin1', 6, 8)}" is not supported (only bplist00)`, {
-        details: { offset: 6 },
-      });
+      throw new KitError(
+        'plist/unsupported',
+        `binary plist version "${buf.toString('latin1', 6, 8)}" is not supported (only bplist00)`,
+        {
+          details: { offset: 6 },
+        },
+      );
     }
-    if (len < 8 + 1 + 1 + TRAILER_SIZE) throw malformedAt(len, `truncated: ${len} bytes is too short for a binary plist`);
+    if (len < 8 + 1 + 1 + TRAILER_SIZE)
+      throw malformedAt(len, `truncated: ${len} bytes is too short for a binary plist`);
     const t = len - TRAILER_SIZE;
     this.offsetSize = buf[t + 6] as number;
     this.refSize = buf[t + 7] as number;
-    if (this.offsetSize < 1 || this.offsetSize > 8) throw malformedAt(t + 6, `invalid offset size ${this.offsetSize} in trailer`);
-    if (this.refSize < 1 || this.refSize > 8) throw malformedAt(t + 7, `invalid reference size ${this.refSize} in trailer`);
+    if (this.offsetSize < 1 || this.offsetSize > 8)
+      throw malformedAt(t + 6, `invalid offset size ${this.offsetSize} in trailer`);
+    if (this.refSize < 1 || this.refSize > 8)
+      throw malformedAt(t + 7, `invalid reference size ${this.refSize} in trailer`);
     const bigCount = buf.readBigUInt64BE(t + 8);
     const bigRoot = buf.readBigUInt64BE(t + 16);
     const bigTable = buf.readBigUInt64BE(t + 24);
     // Each object takes at least one byte and one offset-table entry: compare before allocating.
-    if (bigCount < 1n || bigCount > BigInt(len)) throw malformedAt(t + 8, `trailer claims ${bigCount} objects in a ${len}-byte file`);
-    if (bigTable < 9n || bigTable >= BigInt(t)) throw malformedAt(t + 24, `offset table position ${bigTable} is outside the file`);
+    if (bigCount < 1n || bigCount > BigInt(len))
+      throw malformedAt(t + 8, `trailer claims ${bigCount} objects in a ${len}-byte file`);
+    if (bigTable < 9n || bigTable >= BigInt(t))
+      throw malformedAt(t + 24, `offset table position ${bigTable} is outside the file`);
     const numObjects = Number(bigCount);
     const tableOffset = Number(bigTable);
     if (tableOffset + numObjects * this.offsetSize > t) {
-      throw malformedAt(t + 8, `offset table of ${numObjects} × ${this.offsetSize} bytes at ${tableOffset} runs past the trailer`);
+      throw malformedAt(
+        t + 8,
+        `offset table of ${numObjects} × ${this.offsetSize} bytes at ${tableOffset} runs past the trailer`,
+      );
     }
-    if (bigRoot >= bigCount) throw malformedAt(t + 16, `root object index ${bigRoot} is not below the object count ${numObjects}`);
+    if (bigRoot >= bigCount)
+      throw malformedAt(t + 16, `root object index ${bigRoot} is not below the object count ${numObjects}`);
     const root = Number(bigRoot);
     this.numObjects = numObjects;
     this.tableOffset = tableOffset;
@@ -112,14 +125,18 @@ class BinaryReader {
   offsetOf(index: number): number {
     const at = this.tableOffset + index * this.offsetSize;
     const off = readUint(this.buf, at, this.offsetSize);
-    if (off < 8 || off >= this.tableOffset) throw malformedAt(at, `offset-table entry ${index} points to ${off}, outside the object area`);
+    if (off < 8 || off >= this.tableOffset)
+      throw malformedAt(at, `offset-table entry ${index} points to ${off}, outside the object area`);
     return off;
   }
 
   /** Checks that `count` bytes from `from` lie inside the object area. */
   need(from: number, count: number, what: string, markerAt: number): void {
     if (count > this.tableOffset - from) {
-      throw malformedAt(markerAt, `${what} needs ${count} bytes at ${from} but the object area ends at ${this.tableOffset}`);
+      throw malformedAt(
+        markerAt,
+        `${what} needs ${count} bytes at ${from} but the object area ends at ${this.tableOffset}`,
+      );
     }
   }
 
@@ -129,7 +146,11 @@ class BinaryReader {
     const at = off + 1;
     this.need(at, 1, 'length marker', off);
     const m = this.buf[at] as number;
-    if (m >> 4 !== 0x1) throw malformedAt(at, `expected an integer length after marker 0x${(this.buf[off] as number).toString(16)}, found 0x${m.toString(16)}`);
+    if (m >> 4 !== 0x1)
+      throw malformedAt(
+        at,
+        `expected an integer length after marker 0x${(this.buf[off] as number).toString(16)}, found 0x${m.toString(16)}`,
+      );
     const size = 1 << (m & 0x0f);
     if (size > 8) throw malformedAt(at, `length field of ${size} bytes`);
     this.need(at + 1, size, 'length field', at);
@@ -140,12 +161,14 @@ class BinaryReader {
 
   ref(at: number): number {
     const r = readUint(this.buf, at, this.refSize);
-    if (r >= this.numObjects) throw malformedAt(at, `object reference ${r} is not below the object count ${this.numObjects}`);
+    if (r >= this.numObjects)
+      throw malformedAt(at, `object reference ${r} is not below the object count ${this.numObjects}`);
     return r;
   }
 
   object(index: number, depth: number): PlistValue {
-    if (--this.budget < 0) throw malformedAt(this.tableOffset, 'too many objects (raise maxObjects if this input is trusted)');
+    if (--this.budget < 0)
+      throw malformedAt(this.tableOffset, 'too many objects (raise maxObjects if this input is trusted)');
     const cached = this.memo[index];
     if (cached !== undefined) return cached;
     const buf = this.buf;
@@ -159,7 +182,11 @@ class BinaryReader {
         if (marker === 0x08) v = false;
         else if (marker === 0x09) v = true;
         else if (marker === 0x00) {
-          throw new KitError('plist/unsupported', `binary plist: null object is not supported (at byte offset ${off})`, { details: { offset: off } });
+          throw new KitError(
+            'plist/unsupported',
+            `binary plist: null object is not supported (at byte offset ${off})`,
+            { details: { offset: off } },
+          );
         } else throw malformedAt(off, `unknown object marker 0x${marker.toString(16).padStart(2, '0')}`);
         this.memo[index] = v;
         return v;
@@ -192,7 +219,8 @@ class BinaryReader {
           secs = buf.readFloatBE(off + 1);
         } else throw malformedAt(off, `date of ${1 << info} bytes`);
         const ms = Math.round(secs * 1000) + APPLE_EPOCH_MS;
-        if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw malformedAt(off, `date ${secs} s is outside the representable range`);
+        if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15)
+          throw malformedAt(off, `date ${secs} s is outside the representable range`);
         const v = new Date(ms);
         this.memo[index] = v;
         return v;
@@ -261,9 +289,13 @@ class BinaryReader {
       }
       case 0xb:
       case 0xc:
-        throw new KitError('plist/unsupported', `binary plist: ${type === 0xc ? 'set' : 'ordered set'} objects are not supported (at byte offset ${off})`, {
-          details: { offset: off },
-        });
+        throw new KitError(
+          'plist/unsupported',
+          `binary plist: ${type === 0xc ? 'set' : 'ordered set'} objects are not supported (at byte offset ${off})`,
+          {
+            details: { offset: off },
+          },
+        );
       default:
         throw malformedAt(off, `unknown object marker 0x${marker.toString(16).padStart(2, '0')}`);
     }
@@ -440,7 +472,8 @@ class BinaryWriter {
 
   pathText(): string {
     let s = '$';
-    for (const p of this.path) s += typeof p === 'number' ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
+    for (const p of this.path)
+      s += typeof p === 'number' ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
     return s;
   }
 
@@ -457,13 +490,17 @@ class BinaryWriter {
     if (known !== undefined) return known;
     const kind = stringKind(s);
     if (kind < 0) throw unsupportedAt(this.pathText(), 'string holds an unpaired UTF-16 surrogate');
-    const i = kind === 0 ? this.push(T_ASCII, s, headerSize(s.length) + s.length) : this.push(T_UTF16, s, headerSize(s.length) + 2 * s.length);
+    const i =
+      kind === 0
+        ? this.push(T_ASCII, s, headerSize(s.length) + s.length)
+        : this.push(T_UTF16, s, headerSize(s.length) + 2 * s.length);
     this.strings.set(s, i);
     return i;
   }
 
   bigint(v: bigint): number {
-    if (v < INT_MIN || v > INT_MAX) throw unsupportedAt(this.pathText(), `integer ${v} is outside the signed 128-bit range`);
+    if (v < INT_MIN || v > INT_MAX)
+      throw unsupportedAt(this.pathText(), `integer ${v} is outside the signed 128-bit range`);
     return this.push(T_BIGINT, v, v >= -TWO_63 && v < TWO_63 ? 9 : 17);
   }
 
@@ -495,7 +532,12 @@ class BinaryWriter {
           return this.push(T_DATE, v, 9);
         }
         if (v instanceof PlistReal) return this.push(T_REAL, v.value, 9);
-        if (v instanceof PlistUid) return this.push(T_UID, v.value, 1 + (v.value < 0x100 ? 1 : v.value < 0x10000 ? 2 : v.value < TWO_32 ? 4 : 8));
+        if (v instanceof PlistUid)
+          return this.push(
+            T_UID,
+            v.value,
+            1 + (v.value < 0x100 ? 1 : v.value < 0x10000 ? 2 : v.value < TWO_32 ? 4 : 8),
+          );
         if (Array.isArray(v)) {
           this.enter(v, depth);
           const n = v.length;

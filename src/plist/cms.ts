@@ -62,7 +62,7 @@ function tlv(buf: Buffer, at: number, limit: number, depth = 0): Tlv {
 
 function children(buf: Buffer, t: Tlv, depth = 0): Tlv[] {
   const out: Tlv[] = [];
-  for (let p = t.cStart; p < t.cEnd; ) {
+  for (let p = t.cStart; p < t.cEnd;) {
     const c = tlv(buf, p, t.cEnd, depth + 1);
     out.push(c);
     p = c.end;
@@ -73,7 +73,8 @@ function children(buf: Buffer, t: Tlv, depth = 0): Tlv[] {
 /** The bytes of an OCTET STRING, primitive (0x04) or constructed from chunks (0x24). */
 function octets(buf: Buffer, t: Tlv, depth = 0): Buffer {
   if (t.tag === 0x04) return buf.subarray(t.cStart, t.cEnd);
-  if (t.tag === 0x24 && depth < MAX_BER_DEPTH) return Buffer.concat(children(buf, t).map((c) => octets(buf, c, depth + 1)));
+  if (t.tag === 0x24 && depth < MAX_BER_DEPTH)
+    return Buffer.concat(children(buf, t).map((c) => octets(buf, c, depth + 1)));
   throw cmsError('expected an OCTET STRING for the signed content', t.start);
 }
 
@@ -116,11 +117,19 @@ function certIds(buf: Buffer, cert: Tlv): CertIds {
       }
     }
   }
-  return { der: Buffer.from(raw(buf, cert)), issuer: raw(buf, issuer), serial: buf.subarray(serial.cStart, serial.cEnd), ski };
+  return {
+    der: Buffer.from(raw(buf, cert)),
+    issuer: raw(buf, issuer),
+    serial: buf.subarray(serial.cStart, serial.cEnd),
+    ski,
+  };
 }
 
 function pemBody(text: string): Buffer | undefined {
-  const m = /-----BEGIN (?:PKCS7|CMS|PKCS #7 SIGNED DATA)-----([\s\S]*?)-----END (?:PKCS7|CMS|PKCS #7 SIGNED DATA)-----/.exec(text);
+  const m =
+    /-----BEGIN (?:PKCS7|CMS|PKCS #7 SIGNED DATA)-----([\s\S]*?)-----END (?:PKCS7|CMS|PKCS #7 SIGNED DATA)-----/.exec(
+      text,
+    );
   if (m === null) return undefined;
   const b64 = (m[1] as string).replace(/\s+/g, '');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw cmsError('invalid base64 in the PEM block');
@@ -135,7 +144,12 @@ function pemBody(text: string): Buffer | undefined {
 export function parseSignedData(bytes: Uint8Array): { content: Buffer; signerCertificatesDer: Buffer[] } {
   let buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const head = buf.subarray(0, 64).toString('latin1').trimStart();
-  if (head.startsWith('bplist') || head.startsWith('<?xml') || head.startsWith('<plist') || head.startsWith('<!DOCTYPE')) {
+  if (
+    head.startsWith('bplist') ||
+    head.startsWith('<?xml') ||
+    head.startsWith('<plist') ||
+    head.startsWith('<!DOCTYPE')
+  ) {
     throw cmsError('this is an unsigned property list, not CMS SignedData (decode it as a plist instead)');
   }
   if (head.startsWith('-----BEGIN')) {
@@ -154,7 +168,8 @@ export function parseSignedData(bytes: Uint8Array): { content: Buffer; signerCer
   const encap = expect(sd[2], 0x30, 'the encapsulated content info', signedData.start);
   const ec = children(buf, encap);
   const eContent = ec[1];
-  if (eContent === undefined || eContent.tag !== 0xa0) throw cmsError('the signature is detached: no content is attached', encap.start);
+  if (eContent === undefined || eContent.tag !== 0xa0)
+    throw cmsError('the signature is detached: no content is attached', encap.start);
   const contentOctets = children(buf, eContent)[0];
   if (contentOctets === undefined) throw cmsError('empty attached content', eContent.start);
   const content = Buffer.from(octets(buf, contentOctets));

@@ -39,16 +39,7 @@ export type PlistDict = { [key: string]: PlistValue };
  * domain is signed 128-bit, which covers unsigned 64-bit). `Buffer` is `<data>`, `Date` is `<date>`.
  */
 export type PlistValue =
-  | string
-  | number
-  | bigint
-  | boolean
-  | Date
-  | Buffer
-  | PlistUid
-  | PlistReal
-  | PlistValue[]
-  | PlistDict;
+  string | number | bigint | boolean | Date | Buffer | PlistUid | PlistReal | PlistValue[] | PlistDict;
 
 /** Limits and shape options shared by both decoders. */
 export interface DecodeOptions {
@@ -120,7 +111,11 @@ export function plistEqual(a: PlistValue, b: PlistValue): boolean {
     return ia !== undefined && ib !== undefined && ia === ib;
   }
   if (a instanceof Date || b instanceof Date) {
-    return a instanceof Date && b instanceof Date && (a.getTime() === b.getTime() || (Number.isNaN(a.getTime()) && Number.isNaN(b.getTime())));
+    return (
+      a instanceof Date &&
+      b instanceof Date &&
+      (a.getTime() === b.getTime() || (Number.isNaN(a.getTime()) && Number.isNaN(b.getTime())))
+    );
   }
   if (a instanceof Uint8Array || b instanceof Uint8Array) {
     return a instanceof Uint8Array && b instanceof Uint8Array && Buffer.compare(a, b) === 0;

@@ -26,7 +26,6 @@ const GT = 0x3e;
 const SLASH = 0x2f;
 const BANG = 0x21;
 const QMARK = 0x3f;
-const AMP = 0x26;
 
 const MIN_SAFE_BIG = BigInt(Number.MIN_SAFE_INTEGER);
 const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
@@ -42,7 +41,15 @@ function isWs(c: number): boolean {
 }
 
 function isNameChar(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f || c === 0x3a || c === 0x2e;
+  return (
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2d ||
+    c === 0x5f ||
+    c === 0x3a ||
+    c === 0x2e
+  );
 }
 
 /** Line and column (1-based) of a UTF-16 index in `src`. */
@@ -104,7 +111,9 @@ function textOf(bytes: Uint8Array | string): string {
     try {
       return new TextDecoder(b0 === 0xfe ? 'utf-16be' : 'utf-16le', { fatal: true }).decode(bytes);
     } catch {
-      throw new KitError('plist/malformed', 'XML plist: invalid UTF-16 text (line 1, column 1)', { details: { line: 1, column: 1 } });
+      throw new KitError('plist/malformed', 'XML plist: invalid UTF-16 text (line 1, column 1)', {
+        details: { line: 1, column: 1 },
+      });
     }
   }
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -288,12 +297,14 @@ class XmlReader {
     for (let amp = seg.indexOf('&'); amp !== -1; amp = seg.indexOf('&', last)) {
       out += seg.slice(last, amp);
       const semi = seg.indexOf(';', amp + 1);
-      if (semi === -1 || semi - amp > 12) throw this.fail(base + amp, 'unterminated entity reference ("&" must be written "&amp;")');
+      if (semi === -1 || semi - amp > 12)
+        throw this.fail(base + amp, 'unterminated entity reference ("&" must be written "&amp;")');
       const ref = seg.slice(amp + 1, semi);
       if (ref.charCodeAt(0) === 0x23) {
         const hex = ref.charCodeAt(1) === 0x78 || ref.charCodeAt(1) === 0x58;
         const digits = ref.slice(hex ? 2 : 1);
-        const cp = digits !== '' && (hex ? /^[0-9a-fA-F]+$/ : /^\d+$/).test(digits) ? parseInt(digits, hex ? 16 : 10) : NaN;
+        const cp =
+          digits !== '' && (hex ? /^[0-9a-fA-F]+$/ : /^\d+$/).test(digits) ? parseInt(digits, hex ? 16 : 10) : NaN;
         if (!(cp >= 0 && cp <= 0x10ffff) || (cp >= 0xd800 && cp <= 0xdfff)) {
           throw this.fail(base + amp, `invalid character reference &${ref};`);
         }
@@ -402,7 +413,8 @@ class XmlReader {
         const t = this.text(name, tag.at).trim();
         this.endTag(name, tag.at);
         const d = parseDate(t);
-        if (d === undefined) throw this.fail(bodyAt, `invalid date ${JSON.stringify(t)} (expected YYYY-MM-DDTHH:MM:SSZ)`);
+        if (d === undefined)
+          throw this.fail(bodyAt, `invalid date ${JSON.stringify(t)} (expected YYYY-MM-DDTHH:MM:SSZ)`);
         return d;
       }
       case 'key':
@@ -556,7 +568,8 @@ class XmlWriter {
 
   pathText(): string {
     let s = '$';
-    for (const p of this.path) s += typeof p === 'number' ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
+    for (const p of this.path)
+      s += typeof p === 'number' ? `[${p}]` : /^[A-Za-z_$][\w$]*$/.test(p) ? `.${p}` : `[${JSON.stringify(p)}]`;
     return s;
   }
 
@@ -566,7 +579,8 @@ class XmlWriter {
   }
 
   integer(v: bigint): string {
-    if (v < INT_MIN || v > INT_MAX) throw unsupportedAt(this.pathText(), `integer ${v} is outside the signed 128-bit range`);
+    if (v < INT_MIN || v > INT_MAX)
+      throw unsupportedAt(this.pathText(), `integer ${v} is outside the signed 128-bit range`);
     return v.toString();
   }
 
@@ -578,7 +592,8 @@ class XmlWriter {
         return;
       case 'number':
         if (Number.isSafeInteger(v)) this.out += `${ind}<integer>${v}</integer>\n`;
-        else if (Number.isInteger(v) && v >= -9223372036854775808 && v < 18446744073709551616) this.out += `${ind}<integer>${BigInt(v)}</integer>\n`;
+        else if (Number.isInteger(v) && v >= -9223372036854775808 && v < 18446744073709551616)
+          this.out += `${ind}<integer>${BigInt(v)}</integer>\n`;
         else this.out += `${ind}<real>${formatReal(v)}</real>\n`;
         return;
       case 'bigint':

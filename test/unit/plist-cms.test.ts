@@ -86,7 +86,9 @@ describe('readSignedPlist', () => {
     expect(content).toEqual(profile);
     expect(signerCertificatesDer).toHaveLength(1);
     expect((signerCertificatesDer[0] as Buffer).equals(signer.der)).toBe(true);
-    const parsed = forge.pki.certificateFromAsn1(forge.asn1.fromDer((signerCertificatesDer[0] as Buffer).toString('binary')));
+    const parsed = forge.pki.certificateFromAsn1(
+      forge.asn1.fromDer((signerCertificatesDer[0] as Buffer).toString('binary')),
+    );
     expect(parsed.subject.getField('CN').value).toBe('Kitting Test Signer');
   });
 
@@ -133,7 +135,9 @@ describe('readSignedPlist', () => {
       expect(typeof e.details?.offset).toBe('number');
     }
     // A lying length: the outer SEQUENCE claims 2^40 bytes.
-    expect(cmsErrorOf(Buffer.from([0x30, 0x86, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x00])).message).toMatch(/claims 1099511627776 bytes/);
+    expect(cmsErrorOf(Buffer.from([0x30, 0x86, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x00])).message).toMatch(
+      /claims 1099511627776 bytes/,
+    );
 
     const detached = forge.pkcs7.createSignedData();
     detached.content = forge.util.createBuffer(encodeXml(profile).toString('binary'));

@@ -2,7 +2,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeBinary, decodePlist, decodeXml, encodeBinary, encodeXml, isPlistDict, plistEqual, type PlistDict } from '../../src/plist/index.ts';
+import {
+  decodeBinary,
+  decodePlist,
+  decodeXml,
+  encodeBinary,
+  encodeXml,
+  isPlistDict,
+  plistEqual,
+  type PlistDict,
+} from '../../src/plist/index.ts';
 
 const RECORDED = path.resolve(import.meta.dirname, '../../../shared/fixtures/recorded');
 
@@ -77,7 +86,9 @@ describe('recorded device fixtures', () => {
     for (const k of ['DeviceCertificate', 'HostCertificate', 'RootCertificate']) {
       const pem = record[k];
       expect(Buffer.isBuffer(pem)).toBe(true);
-      expect((pem as Buffer).toString('latin1')).toMatch(/^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/);
+      expect((pem as Buffer).toString('latin1')).toMatch(
+        /^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/,
+      );
     }
     for (const k of ['HostPrivateKey', 'RootPrivateKey']) {
       expect((record[k] as Buffer).toString('latin1')).toMatch(/^-----BEGIN (RSA )?PRIVATE KEY-----/);
@@ -108,7 +119,10 @@ describe('recorded device fixtures', () => {
   });
 
   it('lockdown QueryType', () => {
-    expect(decodePlist(lockdownPayload('lockdownquerytypemessage.bin'))).toEqual({ Request: 'QueryType', Type: 'com.apple.mobile.lockdown' });
+    expect(decodePlist(lockdownPayload('lockdownquerytypemessage.bin'))).toEqual({
+      Request: 'QueryType',
+      Type: 'com.apple.mobile.lockdown',
+    });
   });
 
   it('the usbmux Connect result followed by a lockdown frame on the same stream', () => {

@@ -5,7 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { KitError } from '../../src/errors.ts';
-import { PlistUid, decodeBinary, decodePlist, decodeXml, encodeBinary, encodeXml, type PlistValue } from '../../src/plist/index.ts';
+import {
+  PlistUid,
+  decodeBinary,
+  decodePlist,
+  decodeXml,
+  encodeBinary,
+  encodeXml,
+  type PlistValue,
+} from '../../src/plist/index.ts';
 
 interface BuildOptions {
   refSize?: number;
@@ -82,7 +90,15 @@ const valid = encodeBinary({ name: 'iPad', list: [1, 2, 3], blob: Buffer.alloc(4
 
 describe('binary plist: malformed input', () => {
   it('sanity: the helper builds a valid plist', () => {
-    expect(decodeBinary(bplist([[0xa2, 1, 2], [0x10, 5], [0x51, 0x61]]))).toEqual([5, 'a']);
+    expect(
+      decodeBinary(
+        bplist([
+          [0xa2, 1, 2],
+          [0x10, 5],
+          [0x51, 0x61],
+        ]),
+      ),
+    ).toEqual([5, 'a']);
   });
 
   it('truncated file: every prefix fails with an offset, never a crash', () => {
@@ -129,18 +145,39 @@ describe('binary plist: malformed input', () => {
   });
 
   it('offset-table entry out of range', () => {
-    const b = bplist([[0xa1, 1], [0x10, 1]], { offsets: [8, 200] });
+    const b = bplist(
+      [
+        [0xa1, 1],
+        [0x10, 1],
+      ],
+      { offsets: [8, 200] },
+    );
     expectBinaryMalformed(b, 13, /offset-table entry 1 points to 200/);
   });
 
   it('object reference out of range', () => {
-    expectBinaryMalformed(bplist([[0xa2, 1, 9], [0x10, 1]]), 10, /object reference 9/);
+    expectBinaryMalformed(
+      bplist([
+        [0xa2, 1, 9],
+        [0x10, 1],
+      ]),
+      10,
+      /object reference 9/,
+    );
   });
 
   it('reference cycles: direct and indirect', () => {
     expectBinaryMalformed(bplist([[0xa1, 0]]), 8, /cycle/);
     // dict 0 → array 1 → dict 0
-    expectBinaryMalformed(bplist([[0xd1, 2, 1], [0xa1, 0], [0x51, 0x6b]]), 8, /cycle/);
+    expectBinaryMalformed(
+      bplist([
+        [0xd1, 2, 1],
+        [0xa1, 0],
+        [0x51, 0x6b],
+      ]),
+      8,
+      /cycle/,
+    );
   });
 
   it('lying length fields: data claiming 2^40 bytes, string claiming 2^62, array claiming 2^32 refs', () => {
@@ -164,7 +201,14 @@ describe('binary plist: malformed input', () => {
     expectBinaryMalformed(bplist([[0x70, 0]]), 8, /unknown object marker 0x70/);
     expectBinaryMalformed(bplist([[0x15, ...new Array<number>(32).fill(0)]]), 8, /integer of 32 bytes/);
     expectBinaryMalformed(bplist([[0x21, 0, 0]]), 8, /real of 2 bytes/);
-    expectBinaryMalformed(bplist([[0xd1, 1, 1], [0x10, 1]]), 9, /dict key 0 is number, not a string/);
+    expectBinaryMalformed(
+      bplist([
+        [0xd1, 1, 1],
+        [0x10, 1],
+      ]),
+      9,
+      /dict key 0 is number, not a string/,
+    );
   });
 
   it('invalid UTF-16 (unpaired surrogates) and invalid UTF-8 in strings', () => {
@@ -200,7 +244,16 @@ describe('binary plist: malformed input', () => {
 
   it('unsupported but well-formed objects: null, sets, other versions', () => {
     expect(errorOf(() => decodeBinary(bplist([[0x00]]))).code).toBe('plist/unsupported');
-    expect(errorOf(() => decodeBinary(bplist([[0xc1, 1], [0x10, 1]]))).code).toBe('plist/unsupported');
+    expect(
+      errorOf(() =>
+        decodeBinary(
+          bplist([
+            [0xc1, 1],
+            [0x10, 1],
+          ]),
+        ),
+      ).code,
+    ).toBe('plist/unsupported');
     const v15 = Buffer.from(valid);
     v15.write('15', 6, 'latin1');
     expect(errorOf(() => decodeBinary(v15)).code).toBe('plist/unsupported');
@@ -213,7 +266,8 @@ describe('binary plist: malformed input', () => {
 });
 
 describe('XML plist: malformed input', () => {
-  const wrap = (body: string): string => `<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0">\n${body}\n</plist>\n`;
+  const wrap = (body: string): string =>
+    `<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0">\n${body}\n</plist>\n`;
 
   it('non-plist bytes and empty documents', () => {
     expectXmlMalformed('hello', 1, 1, /not an XML property list/);
@@ -225,7 +279,11 @@ describe('XML plist: malformed input', () => {
   });
 
   it('invalid UTF-8 is located', () => {
-    const bytes = Buffer.concat([Buffer.from('<plist>\n<string>ab'), Buffer.from([0xff, 0xfe]), Buffer.from('</string></plist>')]);
+    const bytes = Buffer.concat([
+      Buffer.from('<plist>\n<string>ab'),
+      Buffer.from([0xff, 0xfe]),
+      Buffer.from('</string></plist>'),
+    ]);
     const e = expectXmlMalformed(bytes, 2, 11, /invalid UTF-8 at byte 18/);
     expect(e.details).toMatchObject({ offset: 18 });
     // Overlong encoding and a UTF-16 surrogate encoded in UTF-8 are invalid too.
@@ -248,7 +306,12 @@ describe('XML plist: malformed input', () => {
   });
 
   it('mismatched tags', () => {
-    expectXmlMalformed(wrap('<array>\n\t<string>a</integer>\n</array>'), 4, 11, /mismatched tag: <\/integer> closes <string>/);
+    expectXmlMalformed(
+      wrap('<array>\n\t<string>a</integer>\n</array>'),
+      4,
+      11,
+      /mismatched tag: <\/integer> closes <string>/,
+    );
     expectXmlMalformed(wrap('<dict>\n</array>'), 4, 1, /mismatched tag/);
   });
 
@@ -294,7 +357,11 @@ describe('XML plist: malformed input', () => {
     const deep = `<plist>${'<array>'.repeat(600)}${'</array>'.repeat(600)}</plist>`;
     const e = expectXmlMalformed(deep, 1, 8 + 512 * 7, /nesting deeper than 512/);
     expect(e.code).toBe('plist/malformed');
-    expect(errorOf(() => decodeXml(`<plist>${'<dict><key>a</key>'.repeat(20)}<true/>${'</dict>'.repeat(20)}</plist>`, { maxDepth: 5 })).details).toEqual({
+    expect(
+      errorOf(() =>
+        decodeXml(`<plist>${'<dict><key>a</key>'.repeat(20)}<true/>${'</dict>'.repeat(20)}</plist>`, { maxDepth: 5 }),
+      ).details,
+    ).toEqual({
       line: 1,
       column: 8 + 5 * 18,
     });
