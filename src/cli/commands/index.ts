@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { registerSim } from './sim.ts';
 import { registerPlist } from './plist.ts';
 import { registerBlueprint } from './blueprint.ts';
+import { registerDevice } from './device.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: readonly RegisterCommand[] = [registerSim, registerPlist, registerBlueprint];
+export const COMMANDS: readonly RegisterCommand[] = [registerSim, registerPlist, registerBlueprint, registerDevice];
