@@ -21,7 +21,9 @@ const log = createLogger('simulator/control');
 
 const PlugBody = z.object({ preset: z.string().min(1).optional() }).strict();
 const TrustBody = z.object({ mode: z.enum(['accept', 'deny', 'prompt']) }).strict();
-const SetBody = z.object({ values: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])) }).strict();
+const SetBody = z
+  .object({ values: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])) })
+  .strict();
 const FaultBody = z.object({ spec: z.string().min(1), once: z.boolean().optional() }).strict();
 const EmptyBody = z.object({}).strict();
 const ForgetBody = z.object({ hostId: z.string().min(1).optional() }).strict();
@@ -39,10 +41,14 @@ export type ControlTarget = { kind: 'unix'; path: string } | { kind: 'tcp'; host
 /** Parses `--control`: `PORT`, `HOST:PORT`, `http://HOST:PORT`, or a socket path. */
 export function parseControlTarget(spec: string | number): ControlTarget {
   if (typeof spec === 'number') return { kind: 'tcp', host: '127.0.0.1', port: spec };
-  const s = spec.trim().replace(/^http:\/\//, '').replace(/\/$/, '');
+  const s = spec
+    .trim()
+    .replace(/^http:\/\//, '')
+    .replace(/\/$/, '');
   if (/^\d+$/.test(s)) return { kind: 'tcp', host: '127.0.0.1', port: Number(s) };
   const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d+)$/.exec(s);
-  if (m !== null && m[1] !== undefined && m[2] !== undefined) return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  if (m !== null && m[1] !== undefined && m[2] !== undefined)
+    return { kind: 'tcp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
   return { kind: 'unix', path: spec.replace(/^unix:\/\//, '') };
 }
 
@@ -74,16 +80,28 @@ async function readBody(req: http.IncomingMessage): Promise<unknown> {
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   const r = schema.safeParse(body);
   if (!r.success) {
-    throw new KitError('usage/invalid-argument', `invalid request body: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+    throw new KitError(
+      'usage/invalid-argument',
+      `invalid request body: ${r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
+    );
   }
   return r.data;
 }
 
 async function route(sim: Simulator, method: string, pathname: string, body: unknown): Promise<unknown> {
-  const parts = pathname.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const parts = pathname
+    .split('/')
+    .filter((p) => p !== '')
+    .map(decodeURIComponent);
   const [a, b, c] = parts;
   if (method === 'GET' && a === 'info' && parts.length === 1) {
-    return { usbmuxd: sim.usbmuxdAddress, control: sim.controlAddress, devices: sim.udids(), systemBuid: sim.systemBuid, activationUrl: sim.activationUrl ?? null };
+    return {
+      usbmuxd: sim.usbmuxdAddress,
+      control: sim.controlAddress,
+      devices: sim.udids(),
+      systemBuid: sim.systemBuid,
+      activationUrl: sim.activationUrl ?? null,
+    };
   }
   if (a === 'usbmuxd' && b === 'restart' && parts.length === 2 && method === 'POST') {
     parse(EmptyBody, body);
@@ -171,7 +189,10 @@ export async function startControlServer(sim: Simulator, spec: string | number):
     }
   });
   const a = server.address();
-  const address = target.kind === 'unix' ? target.path : `${target.host}:${a !== null && typeof a === 'object' ? a.port : target.port}`;
+  const address =
+    target.kind === 'unix'
+      ? target.path
+      : `${target.host}:${a !== null && typeof a === 'object' ? a.port : target.port}`;
   return {
     address,
     close: () =>
@@ -196,10 +217,18 @@ export class ControlClient {
   /** One request; failures come back as the KitError the server reported. */
   async request(method: 'GET' | 'POST', pathname: string, body?: unknown): Promise<unknown> {
     const text = body === undefined ? '' : JSON.stringify(body);
-    const base = this.target.kind === 'unix' ? { socketPath: this.target.path } : { host: this.target.host, port: this.target.port };
+    const base =
+      this.target.kind === 'unix'
+        ? { socketPath: this.target.path }
+        : { host: this.target.host, port: this.target.port };
     const { status, data } = await new Promise<{ status: number; data: string }>((resolve, reject) => {
       const req = http.request(
-        { ...base, method, path: pathname, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+        {
+          ...base,
+          method,
+          path: pathname,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -208,7 +237,13 @@ export class ControlClient {
         },
       );
       req.on('error', (err) =>
-        reject(new KitError('sim/control-unreachable', `cannot reach the simulator control API at ${describe(this.target)}: ${err.message}`, { cause: err })),
+        reject(
+          new KitError(
+            'sim/control-unreachable',
+            `cannot reach the simulator control API at ${describe(this.target)}: ${err.message}`,
+            { cause: err },
+          ),
+        ),
       );
       req.end(text);
     });
@@ -235,7 +270,11 @@ export class ControlClient {
     return r.udid;
   }
 
-  async verb(udid: string, verb: 'unplug' | 'replug' | 'reboot' | 'lock' | 'unlock', body: unknown = {}): Promise<void> {
+  async verb(
+    udid: string,
+    verb: 'unplug' | 'replug' | 'reboot' | 'lock' | 'unlock',
+    body: unknown = {},
+  ): Promise<void> {
     await this.request('POST', `/devices/${encodeURIComponent(udid)}/${verb}`, body);
   }
 
@@ -252,7 +291,11 @@ export class ControlClient {
   }
 
   async forget(udid: string, hostId?: string): Promise<number> {
-    const r = (await this.request('POST', `/devices/${encodeURIComponent(udid)}/forget`, hostId === undefined ? {} : { hostId })) as { forgotten: number };
+    const r = (await this.request(
+      'POST',
+      `/devices/${encodeURIComponent(udid)}/forget`,
+      hostId === undefined ? {} : { hostId },
+    )) as { forgotten: number };
     return r.forgotten;
   }
 

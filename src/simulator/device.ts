@@ -172,7 +172,12 @@ export class VirtualDevice implements ValueState {
   private nextServicePort: number;
   private sessionCounter = 0;
 
-  constructor(identity: DeviceIdentity, preset: PresetSpec & { name: PresetName }, host: DeviceHost, locationId: number) {
+  constructor(
+    identity: DeviceIdentity,
+    preset: PresetSpec & { name: PresetName },
+    host: DeviceHost,
+    locationId: number,
+  ) {
     this.identity = identity;
     this.host = host;
     this.log = createLogger('simulator/device', { udid: identity.udid });
@@ -214,7 +219,10 @@ export class VirtualDevice implements ValueState {
   /** A new lockdown SessionID. */
   newSessionId(): string {
     this.sessionCounter++;
-    return randomBytes(16).toString('hex').toUpperCase().replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+    return randomBytes(16)
+      .toString('hex')
+      .toUpperCase()
+      .replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
   }
 
   // ---- connections and ports ------------------------------------------------------------------
@@ -313,9 +321,13 @@ export class VirtualDevice implements ValueState {
   set(values: Readonly<Record<string, string | number | boolean>>): void {
     const parsed: [keyof typeof SETTABLE, string | number | boolean][] = [];
     for (const [rawKey, v] of Object.entries(values)) {
-      const key = (Object.prototype.hasOwnProperty.call(SETTABLE, rawKey) ? rawKey : ALIASES[rawKey]) as keyof typeof SETTABLE | undefined;
+      const key = (Object.prototype.hasOwnProperty.call(SETTABLE, rawKey) ? rawKey : ALIASES[rawKey]) as
+        keyof typeof SETTABLE | undefined;
       if (key === undefined) {
-        throw new KitError('usage/invalid-argument', `cannot set "${rawKey}" (settable: ${Object.keys(SETTABLE).join(', ')})`);
+        throw new KitError(
+          'usage/invalid-argument',
+          `cannot set "${rawKey}" (settable: ${Object.keys(SETTABLE).join(', ')})`,
+        );
       }
       parsed.push([key, v]);
     }
@@ -350,7 +362,10 @@ export class VirtualDevice implements ValueState {
         case 'activation': {
           const s = String(v);
           if (s !== 'Unactivated' && s !== 'Activated' && s !== 'FactoryActivated') {
-            throw new KitError('usage/invalid-argument', `activationState: "${s}" is not Unactivated, Activated or FactoryActivated`);
+            throw new KitError(
+              'usage/invalid-argument',
+              `activationState: "${s}" is not Unactivated, Activated or FactoryActivated`,
+            );
           }
           apply.push(() => {
             this.activationState = s;
@@ -359,13 +374,15 @@ export class VirtualDevice implements ValueState {
         }
         case 'trust': {
           const s = String(v);
-          if (s !== 'accept' && s !== 'deny' && s !== 'prompt') throw new KitError('usage/invalid-argument', `trust: "${s}" is not accept, deny or prompt`);
+          if (s !== 'accept' && s !== 'deny' && s !== 'prompt')
+            throw new KitError('usage/invalid-argument', `trust: "${s}" is not accept, deny or prompt`);
           apply.push(() => this.setTrust(s));
           break;
         }
         case 'percent': {
           const n = Number(v);
-          if (!Number.isInteger(n) || n < 0 || n > 100) throw new KitError('usage/invalid-argument', `${key}: "${String(v)}" is not 0…100`);
+          if (!Number.isInteger(n) || n < 0 || n > 100)
+            throw new KitError('usage/invalid-argument', `${key}: "${String(v)}" is not 0…100`);
           apply.push(() => {
             this.batteryLevel = n;
           });
@@ -374,7 +391,10 @@ export class VirtualDevice implements ValueState {
         case 'version': {
           const release = OS_RELEASES.find((r) => r.version === String(v));
           if (release === undefined) {
-            throw new KitError('usage/invalid-argument', `productVersion: "${String(v)}" is not a known release (${OS_RELEASES.map((r) => r.version).join(', ')})`);
+            throw new KitError(
+              'usage/invalid-argument',
+              `productVersion: "${String(v)}" is not a known release (${OS_RELEASES.map((r) => r.version).join(', ')})`,
+            );
           }
           apply.push(() => {
             this.identity.productVersion = release.version;
@@ -399,7 +419,9 @@ export class VirtualDevice implements ValueState {
   /** `sim-ctl lock` / `unlock`: locking needs a passcode. */
   setLocked(locked: boolean): void {
     if (locked && !this.passcodeSet) {
-      throw new KitError('sim/invalid-state', `device ${this.udid} has no passcode, so it cannot be locked`, { udid: this.udid });
+      throw new KitError('sim/invalid-state', `device ${this.udid} has no passcode, so it cannot be locked`, {
+        udid: this.udid,
+      });
     }
     this.locked = locked;
   }
@@ -424,7 +446,11 @@ export class VirtualDevice implements ValueState {
       locked: this.locked,
       trust: this.trust,
       trustDialog: this.trustDialogSince === undefined ? 'hidden' : 'showing',
-      pairings: [...this.pairings.values()].map((p) => ({ hostId: p.hostId, systemBuid: p.systemBuid, pairedAt: p.pairedAt })),
+      pairings: [...this.pairings.values()].map((p) => ({
+        hostId: p.hostId,
+        systemBuid: p.systemBuid,
+        pairedAt: p.pairedAt,
+      })),
       cloudConfiguration: this.cloudConfiguration,
       profiles: this.profiles,
       storedProfile: this.storedProfile,

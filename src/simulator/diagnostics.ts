@@ -32,7 +32,10 @@ export function serveDiagnosticsRelay(device: VirtualDevice, socket: Socket, opt
         case 'Shutdown': {
           const event = request === 'Restart' ? 'restart' : 'shutdown';
           const display = req.DisplayPass === true ? 'pass' : req.DisplayFail === true ? 'fail' : 'none';
-          log.info(`${request.toLowerCase()} requested`, { waitForDisconnect: req.WaitForDisconnect === true, display });
+          log.info(`${request.toLowerCase()} requested`, {
+            waitForDisconnect: req.WaitForDisconnect === true,
+            display,
+          });
           if (req.WaitForDisconnect === true) {
             // Act only once the host hangs up.
             onClosed = () => device.powerEvent(event);
@@ -50,7 +53,10 @@ export function serveDiagnosticsRelay(device: VirtualDevice, socket: Socket, opt
         case 'Goodbye':
           return { Status: 'Success' };
         case 'All':
-          return { Status: 'Success', Diagnostics: { GasGauge: gasGauge(device), WiFi: wifi(device), NAND: nand(device) } };
+          return {
+            Status: 'Success',
+            Diagnostics: { GasGauge: gasGauge(device), WiFi: wifi(device), NAND: nand(device) },
+          };
         case 'GasGauge':
           return { Status: 'Success', Diagnostics: { GasGauge: gasGauge(device) } };
         case 'WiFi':

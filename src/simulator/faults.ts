@@ -28,7 +28,8 @@ export type Fault =
 export type FaultSpec = Fault | { kind: 'clear' };
 
 function nonNegativeInt(text: string, spec: string): number {
-  if (!/^\d+$/.test(text)) throw new KitError('usage/invalid-argument', `fault ${spec}: "${text}" is not a non-negative integer`);
+  if (!/^\d+$/.test(text))
+    throw new KitError('usage/invalid-argument', `fault ${spec}: "${text}" is not a non-negative integer`);
   return Number(text);
 }
 
@@ -104,8 +105,14 @@ export class FaultSet {
   }
 
   /** The active fault of a kind (consumed when `once`), or undefined. */
-  take<K extends Fault['kind']>(kind: K, match?: (f: Extract<Fault, { kind: K }>) => boolean): Extract<Fault, { kind: K }> | undefined {
-    const f = this.faults.find((x): x is Extract<Fault, { kind: K }> => x.kind === kind && (match === undefined || match(x as Extract<Fault, { kind: K }>)));
+  take<K extends Fault['kind']>(
+    kind: K,
+    match?: (f: Extract<Fault, { kind: K }>) => boolean,
+  ): Extract<Fault, { kind: K }> | undefined {
+    const f = this.faults.find(
+      (x): x is Extract<Fault, { kind: K }> =>
+        x.kind === kind && (match === undefined || match(x as Extract<Fault, { kind: K }>)),
+    );
     if (f !== undefined && f.once) this.faults = this.faults.filter((x) => x !== f);
     return f;
   }

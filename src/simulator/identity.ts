@@ -136,7 +136,8 @@ function pickRelease(rng: SeededRandom, model: ProductModel): { version: string;
 /** The identity of device number `index` of a fleet seeded with `seed`. */
 export function generateIdentity(seed: string, index: number, productType?: string): DeviceIdentity {
   const rng = new SeededRandom(`${seed}/device/${index}`);
-  const chosen = productType !== undefined && PRODUCT_MODELS[productType] !== undefined ? productType : pickProductType(rng);
+  const chosen =
+    productType !== undefined && PRODUCT_MODELS[productType] !== undefined ? productType : pickProductType(rng);
   const model = PRODUCT_MODELS[chosen];
   if (model === undefined) throw new RangeError(`unknown product type ${chosen}`);
   // ECIDs are 52–56-bit numbers; most exceed 2^53, so JS numbers cannot hold them.

@@ -43,7 +43,12 @@ export function serveLockdown(device: VirtualDevice, socket: Socket): void {
   untrack = device.track(conn);
 }
 
-async function handle(device: VirtualDevice, session: LockdownSession, req: PlistDict, conn: PlistConnection): Promise<PlistDict | undefined> {
+async function handle(
+  device: VirtualDevice,
+  session: LockdownSession,
+  req: PlistDict,
+  conn: PlistConnection,
+): Promise<PlistDict | undefined> {
   const request = str(req.Request);
   if (request === undefined) return { Error: 'MissingValue' };
   const base: PlistDict = { Request: request };
@@ -133,7 +138,11 @@ async function handle(device: VirtualDevice, session: LockdownSession, req: Plis
         (c): c is Buffer => c !== undefined,
       );
       conn.afterReply(() =>
-        conn.startTls({ certPem: pairing.deviceCertificate, keyPem: keys.privateKeyPem, acceptedClientCerts: accepted }),
+        conn.startTls({
+          certPem: pairing.deviceCertificate,
+          keyPem: keys.privateKeyPem,
+          acceptedClientCerts: accepted,
+        }),
       );
       return { ...base, EnableSessionSSL: true, SessionID: sessionId };
     }
@@ -163,7 +172,9 @@ async function handle(device: VirtualDevice, session: LockdownSession, req: Plis
       );
       const port = device.openServicePort(name, (socket) =>
         service.serve(device, socket, {
-          tls: service.ssl ? { certPem: pairing.deviceCertificate, keyPem: keys.privateKeyPem, acceptedClientCerts: accepted } : undefined,
+          tls: service.ssl
+            ? { certPem: pairing.deviceCertificate, keyPem: keys.privateKeyPem, acceptedClientCerts: accepted }
+            : undefined,
         }),
       );
       return { ...base, EnableServiceSSL: service.ssl, Port: port, Service: name };
@@ -189,7 +200,12 @@ function pairRecordHostId(req: PlistDict): string | undefined {
   return str(rec.HostID);
 }
 
-async function pair(device: VirtualDevice, req: PlistDict, base: PlistDict, fail: (code: string) => PlistDict): Promise<PlistDict> {
+async function pair(
+  device: VirtualDevice,
+  req: PlistDict,
+  base: PlistDict,
+  fail: (code: string) => PlistDict,
+): Promise<PlistDict> {
   const rec = req.PairRecord;
   if (!isPlistDict(rec)) return fail('MissingPairRecord');
   const hostId = str(rec.HostID);
@@ -198,11 +214,20 @@ async function pair(device: VirtualDevice, req: PlistDict, base: PlistDict, fail
   const rootCertificate = rec.RootCertificate;
   const deviceCertificate = rec.DeviceCertificate;
   if (hostId === undefined) return fail('MissingHostID');
-  if (!Buffer.isBuffer(hostCertificate) || !Buffer.isBuffer(rootCertificate) || !Buffer.isBuffer(deviceCertificate) || systemBuid === undefined) {
+  if (
+    !Buffer.isBuffer(hostCertificate) ||
+    !Buffer.isBuffer(rootCertificate) ||
+    !Buffer.isBuffer(deviceCertificate) ||
+    systemBuid === undefined
+  ) {
     return fail('InvalidPairRecord');
   }
   const keys = await device.ensureKeys();
-  if (!certificateHasKey(deviceCertificate, keys.publicKey) || certificateDer(hostCertificate) === undefined || certificateDer(rootCertificate) === undefined) {
+  if (
+    !certificateHasKey(deviceCertificate, keys.publicKey) ||
+    certificateDer(hostCertificate) === undefined ||
+    certificateDer(rootCertificate) === undefined
+  ) {
     return fail('InvalidPairRecord');
   }
   const decision = device.pairDecision();
@@ -215,7 +240,12 @@ async function pair(device: VirtualDevice, req: PlistDict, base: PlistDict, fail
   return { ...base, EscrowBag: escrowBag };
 }
 
-function setValue(device: VirtualDevice, domain: string | undefined, key: string, value: PlistValue): string | undefined {
+function setValue(
+  device: VirtualDevice,
+  domain: string | undefined,
+  key: string,
+  value: PlistValue,
+): string | undefined {
   const noDomain = domain === undefined || domain === '';
   if (noDomain) {
     if (!WRITABLE_KEYS.has(key)) return 'SetProhibited';
@@ -229,7 +259,14 @@ function setValue(device: VirtualDevice, domain: string | undefined, key: string
         device.timeZone = value;
         return undefined;
       case 'TimeIntervalSince1970': {
-        const n = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : value instanceof PlistReal ? value.value : NaN;
+        const n =
+          typeof value === 'number'
+            ? value
+            : typeof value === 'bigint'
+              ? Number(value)
+              : value instanceof PlistReal
+                ? value.value
+                : NaN;
         if (!Number.isFinite(n)) return 'InvalidValue';
         device.clockOffsetMs = n * 1000 - Date.now();
         return undefined;

@@ -101,7 +101,8 @@ export class Simulator implements MuxBackend, DeviceHost {
   static async start(opts: SimulatorOptions = {}): Promise<Simulator> {
     presetOf(opts.preset ?? 'fresh');
     const count = opts.devices ?? 1;
-    if (!Number.isInteger(count) || count < 0 || count > 512) throw new KitError('usage/invalid-argument', `--devices must be 0…512, got ${count}`);
+    if (!Number.isInteger(count) || count < 0 || count > 512)
+      throw new KitError('usage/invalid-argument', `--devices must be 0…512, got ${count}`);
     let tempDir: string | undefined;
     let address: MuxAddress;
     if (opts.tcp !== undefined) {
@@ -127,7 +128,9 @@ export class Simulator implements MuxBackend, DeviceHost {
       sim.control = await startControlServer(sim, control);
     } catch (err) {
       await sim.stop();
-      throw err instanceof KitError ? err : new KitError('sim/start-failed', `could not start the simulator: ${String(err)}`, { cause: err });
+      throw err instanceof KitError
+        ? err
+        : new KitError('sim/start-failed', `could not start the simulator: ${String(err)}`, { cause: err });
     }
     for (const slot of sim.slots.values()) sim.attach(slot);
     log.info('simulator ready', { usbmuxd: sim.usbmuxdAddress, devices: sim.udids().length });
@@ -302,7 +305,8 @@ export class Simulator implements MuxBackend, DeviceHost {
   /** `sim-ctl unplug UDID`: the cable is pulled; the device keeps its state. */
   unplug(udid: string): void {
     const slot = this.slot(udid);
-    if (slot.device.deviceId === undefined) throw new KitError('sim/invalid-state', `device ${udid} is not attached`, { udid });
+    if (slot.device.deviceId === undefined)
+      throw new KitError('sim/invalid-state', `device ${udid} is not attached`, { udid });
     this.detach(slot);
   }
 
@@ -330,7 +334,9 @@ export class Simulator implements MuxBackend, DeviceHost {
   reboot(udid: string): void {
     const slot = this.slot(udid);
     if (slot.device.mode !== 'normal' || slot.device.deviceId === undefined) {
-      throw new KitError('sim/invalid-state', `device ${udid} is not running and attached (${slot.device.mode})`, { udid });
+      throw new KitError('sim/invalid-state', `device ${udid} is not running and attached (${slot.device.mode})`, {
+        udid,
+      });
     }
     this.powerEvent(slot.device, 'restart');
   }

@@ -32,7 +32,8 @@ export class Timing {
   readonly scale: number;
 
   constructor(mode: TimingMode = 'none', scale = 1) {
-    if (!(scale >= 0) || !Number.isFinite(scale)) throw new RangeError(`time scale must be a finite number ≥ 0, got ${scale}`);
+    if (!(scale >= 0) || !Number.isFinite(scale))
+      throw new RangeError(`time scale must be a finite number ≥ 0, got ${scale}`);
     this.mode = mode;
     this.scale = scale;
   }

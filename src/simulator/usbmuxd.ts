@@ -109,7 +109,8 @@ export class VirtualUsbmuxd {
     });
     server.on('error', (err) => log.error('usbmuxd server error', { err }));
     const a = server.address();
-    if (this.address.kind === 'tcp' && a !== null && typeof a === 'object') this.address = { ...this.address, port: a.port };
+    if (this.address.kind === 'tcp' && a !== null && typeof a === 'object')
+      this.address = { ...this.address, port: a.port };
     log.info('usbmuxd listening', { address: formatMuxAddress(this.address) });
   }
 
@@ -155,7 +156,14 @@ export class VirtualUsbmuxd {
   }
 
   private accept(socket: net.Socket): void {
-    const client: MuxClient = { number: this.nextClientNumber++, socket, state: 'command', protoVersion: 0, info: {}, buf: Buffer.alloc(0) };
+    const client: MuxClient = {
+      number: this.nextClientNumber++,
+      socket,
+      state: 'command',
+      protoVersion: 0,
+      info: {},
+      buf: Buffer.alloc(0),
+    };
     this.clients.add(client);
     const onData = (chunk: Buffer): void => {
       client.buf = Buffer.concat([client.buf, chunk]);
@@ -181,7 +189,14 @@ export class VirtualUsbmuxd {
     }
   }
 
-  private handle(client: MuxClient, version: number, message: number, tag: number, payload: Buffer, onData: (chunk: Buffer) => void): void {
+  private handle(
+    client: MuxClient,
+    version: number,
+    message: number,
+    tag: number,
+    payload: Buffer,
+    onData: (chunk: Buffer) => void,
+  ): void {
     if (client.state !== 'command') {
       this.sendResult(client, tag, MuxResult.BADCOMMAND);
       client.socket.end();
@@ -321,7 +336,13 @@ export class VirtualUsbmuxd {
     for (const d of this.backend.attached()) this.sendDeviceAdd(client, d);
   }
 
-  private startConnect(client: MuxClient, tag: number, deviceId: number, port: number, onData: (chunk: Buffer) => void): void {
+  private startConnect(
+    client: MuxClient,
+    tag: number,
+    deviceId: number,
+    port: number,
+    onData: (chunk: Buffer) => void,
+  ): void {
     const target = this.backend.connect(deviceId, port);
     if (target === 'nodev') {
       this.sendResult(client, tag, MuxResult.BADDEV);

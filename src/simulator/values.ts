@@ -104,7 +104,19 @@ export function utcOffsetSeconds(timeZone: string, when: Date): number {
 }
 
 const SUPPORTED_LANGUAGES = ['en', 'ja', 'fr', 'de', 'es', 'it', 'ko', 'zh-Hans', 'zh-Hant', 'pt-BR', 'nl', 'sv'];
-const SUPPORTED_LOCALES = ['en_US', 'en_GB', 'ja_JP', 'fr_FR', 'de_DE', 'es_ES', 'it_IT', 'ko_KR', 'zh_CN', 'zh_TW', 'pt_BR'];
+const SUPPORTED_LOCALES = [
+  'en_US',
+  'en_GB',
+  'ja_JP',
+  'fr_FR',
+  'de_DE',
+  'es_ES',
+  'it_IT',
+  'ko_KR',
+  'zh_CN',
+  'zh_TW',
+  'pt_BR',
+];
 
 function hardwarePlatform(chipId: number): string {
   return `t${chipId.toString(16)}`;
@@ -170,7 +182,12 @@ export function domainValues(s: ValueState, domain: string): PlistDict | undefin
   let d: PlistDict | undefined;
   switch (domain) {
     case 'com.apple.international':
-      d = { Language: s.language, Locale: s.locale, SupportedLanguages: SUPPORTED_LANGUAGES, SupportedLocales: SUPPORTED_LOCALES };
+      d = {
+        Language: s.language,
+        Locale: s.locale,
+        SupportedLanguages: SUPPORTED_LANGUAGES,
+        SupportedLocales: SUPPORTED_LOCALES,
+      };
       break;
     case 'com.apple.mobile.battery':
       d = {
@@ -206,7 +223,12 @@ export function domainValues(s: ValueState, domain: string): PlistDict | undefin
       d = { DeviceIsChaperoned: s.supervised };
       break;
     case 'com.apple.mobile.iTunes':
-      d = { FamilyID: 10_000 + (id.model.chipId % 1000), MinITunesVersion: '12.8', MinMacOSVersion: '10.13', iTunesSetupComplete: s.setupComplete };
+      d = {
+        FamilyID: 10_000 + (id.model.chipId % 1000),
+        MinITunesVersion: '12.8',
+        MinMacOSVersion: '10.13',
+        iTunesSetupComplete: s.setupComplete,
+      };
       break;
     case 'com.apple.fmip':
       d = { IsAssociated: false };
@@ -242,7 +264,8 @@ export function getValue(s: ValueState, domain: string | undefined, key: string 
     }
     const v = all[key];
     if (v === undefined) return { error: 'MissingValue' };
-    if (!s.inSession && !PRE_SESSION_KEYS.includes(key) && !PRE_SESSION_SINGLE_KEYS.includes(key)) return { error: 'GetProhibited' };
+    if (!s.inSession && !PRE_SESSION_KEYS.includes(key) && !PRE_SESSION_SINGLE_KEYS.includes(key))
+      return { error: 'GetProhibited' };
     return { value: v };
   }
   const dict = domainValues(s, domain);

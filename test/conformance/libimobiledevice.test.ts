@@ -5,7 +5,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MuxSocket, listDevices, muxRequest, run, spawnSim, type MuxPacket, type RunResult, type SimProcess } from '../helpers/sim-process.ts';
+import {
+  MuxSocket,
+  listDevices,
+  muxRequest,
+  run,
+  spawnSim,
+  type MuxPacket,
+  type RunResult,
+  type SimProcess,
+} from '../helpers/sim-process.ts';
 
 const TOOLS = ['idevice_id', 'ideviceinfo', 'idevicepair', 'idevicename', 'idevicediagnostics'] as const;
 
@@ -127,7 +136,14 @@ describe('libimobiledevice 1.3 against kitting sim', () => {
     expect(one.code, one.stderr).toBe(0);
     expect(one.stdout.trim()).toBe(String(s.productType));
 
-    const battery = await tool('ideviceinfo', ['-u', udid, '-q', 'com.apple.mobile.battery', '-k', 'BatteryCurrentCapacity']);
+    const battery = await tool('ideviceinfo', [
+      '-u',
+      udid,
+      '-q',
+      'com.apple.mobile.battery',
+      '-k',
+      'BatteryCurrentCapacity',
+    ]);
     expect(battery.code).toBe(0);
     expect(battery.stdout.trim()).toBe(String(s.batteryLevel));
   });
@@ -174,7 +190,10 @@ describe('libimobiledevice 1.3 against kitting sim', () => {
     expect(before).toBeDefined();
 
     const listener = await MuxSocket.connect(sim.usbmuxd);
-    listener.send({ MessageType: 'Listen', ProgName: 'conformance', ClientVersionString: 'test', kLibUSBMuxVersion: 3 }, 5);
+    listener.send(
+      { MessageType: 'Listen', ProgName: 'conformance', ClientVersionString: 'test', kLibUSBMuxVersion: 3 },
+      5,
+    );
     const result = await listener.read();
     expect(result.plist).toEqual({ MessageType: 'Result', Number: 0 });
     for (let i = 0; i < udids.length; i++) expect((await listener.read()).plist?.MessageType).toBe('Attached');

@@ -8,7 +8,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { decodePlist, encodeXml, isPlistDict, type DecodeOptions, type PlistDict, type PlistValue } from '../../src/plist/index.ts';
+import {
+  decodePlist,
+  encodeXml,
+  isPlistDict,
+  type DecodeOptions,
+  type PlistDict,
+  type PlistValue,
+} from '../../src/plist/index.ts';
 
 /** The repository root. */
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -25,14 +32,19 @@ export interface RunResult {
 }
 
 /** Runs a program; never rejects for a non-zero exit. */
-export function run(file: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  file: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
     execFile(
       file,
       [...args],
       { cwd: ROOT, env: { ...process.env, ...options.env }, timeout: options.timeoutMs ?? 60_000, encoding: 'utf8' },
       (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1;
+        const code =
+          err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1;
         resolve({ code, stdout, stderr });
       },
     );
@@ -68,7 +80,10 @@ export async function spawnSim(args: string[]): Promise<SimProcess> {
     tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kitting-simtest-'));
     extra.push('--socket', path.join(tempDir, 'usbmuxd.sock'));
   }
-  const child: ChildProcess = spawn(NODE, [KITTING, 'sim', ...args, ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(NODE, [KITTING, 'sim', ...args, ...extra], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let stdout = '';
   child.stderr?.setEncoding('utf8');
@@ -77,7 +92,10 @@ export async function spawnSim(args: string[]): Promise<SimProcess> {
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ready = await new Promise<{ usbmuxd: string; control: string; devices: string[] }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kitting sim did not print a ready line within 30 s; stderr:\n${stderr}`)), 30_000);
+    const timer = setTimeout(
+      () => reject(new Error(`kitting sim did not print a ready line within 30 s; stderr:\n${stderr}`)),
+      30_000,
+    );
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (s: string) => {
       stdout += s;
@@ -85,8 +103,18 @@ export async function spawnSim(args: string[]): Promise<SimProcess> {
       if (nl < 0) return;
       clearTimeout(timer);
       try {
-        const parsed = JSON.parse(stdout.slice(0, nl)) as { ready?: unknown; usbmuxd?: unknown; control?: unknown; devices?: unknown };
-        if (parsed.ready !== true || typeof parsed.usbmuxd !== 'string' || typeof parsed.control !== 'string' || !Array.isArray(parsed.devices)) {
+        const parsed = JSON.parse(stdout.slice(0, nl)) as {
+          ready?: unknown;
+          usbmuxd?: unknown;
+          control?: unknown;
+          devices?: unknown;
+        };
+        if (
+          parsed.ready !== true ||
+          typeof parsed.usbmuxd !== 'string' ||
+          typeof parsed.control !== 'string' ||
+          !Array.isArray(parsed.devices)
+        ) {
           reject(new Error(`unexpected ready line: ${stdout}`));
           return;
         }
@@ -275,7 +303,9 @@ export async function muxRequest(address: string, dict: PlistDict, tag = 1): Pro
 }
 
 /** The attached devices as usbmuxd lists them: `{udid, deviceId}` pairs. */
-export async function listDevices(address: string): Promise<{ udid: string; deviceId: number; properties: PlistDict }[]> {
+export async function listDevices(
+  address: string,
+): Promise<{ udid: string; deviceId: number; properties: PlistDict }[]> {
   const r = await muxRequest(address, { MessageType: 'ListDevices', ProgName: 'vitest', ClientVersionString: 'test' });
   const list = r.plist?.DeviceList;
   if (!Array.isArray(list)) throw new Error('ListDevices reply without DeviceList');
@@ -325,7 +355,10 @@ export class DeviceSocket {
 /** Connects to `port` of device `deviceId` (port given normally; it is byte-swapped on the wire). */
 export async function deviceConnect(address: string, deviceId: number, port = 62078): Promise<DeviceSocket> {
   const s = await MuxSocket.connect(address);
-  s.send({ MessageType: 'Connect', DeviceID: deviceId, PortNumber: ((port & 0xff) << 8) | (port >> 8), ProgName: 'vitest' }, 7);
+  s.send(
+    { MessageType: 'Connect', DeviceID: deviceId, PortNumber: ((port & 0xff) << 8) | (port >> 8), ProgName: 'vitest' },
+    7,
+  );
   const r = await s.read();
   if (r.plist?.Number !== 0) {
     s.close();

@@ -22,7 +22,13 @@ function recordedMux(bytes: Buffer): { version: number; message: number; tag: nu
   const length = bytes.readUInt32LE(0);
   const plist = decodePlist(bytes.subarray(16, length), { realsAsObjects: true });
   if (!isPlistDict(plist)) throw new Error('recorded usbmuxd payload is not a dict');
-  return { version: bytes.readUInt32LE(4), message: bytes.readUInt32LE(8), tag: bytes.readUInt32LE(12), plist, rest: bytes.subarray(length) };
+  return {
+    version: bytes.readUInt32LE(4),
+    message: bytes.readUInt32LE(8),
+    tag: bytes.readUInt32LE(12),
+    plist,
+    rest: bytes.subarray(length),
+  };
 }
 
 /** One recorded lockdown frame, decoded. */
@@ -50,7 +56,12 @@ function typeOf(v: PlistValue): string {
 
 /** Key → type, recursively for dicts and the first element of arrays. */
 function shape(v: PlistValue): unknown {
-  if (isPlistDict(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, shape(v[k] as PlistValue)]));
+  if (isPlistDict(v))
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, shape(v[k] as PlistValue)]),
+    );
   if (Array.isArray(v)) return v.length === 0 ? [] : [shape(v[0] as PlistValue)];
   return typeOf(v);
 }
@@ -61,7 +72,12 @@ let udid: string;
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sim-fixtures-'));
-  sim = await startSimulator({ devices: 1, preset: 'activated', socketPath: path.join(dir, 'usbmuxd.sock'), seed: 'fixtures' });
+  sim = await startSimulator({
+    devices: 1,
+    preset: 'activated',
+    socketPath: path.join(dir, 'usbmuxd.sock'),
+    seed: 'fixtures',
+  });
   udid = sim.udids()[0] ?? '';
 });
 
@@ -85,7 +101,16 @@ describe('usbmuxd replies have the recorded shape', () => {
     ] as const) {
       const rec = recordedMux(fixture(file));
       expect(rec.tag).toBe(tag);
-      const reply = await muxRequest(sim.usbmuxdAddress, { MessageType: 'ListDevices', ClientVersionString: 'libusbmuxd 2.0.2', ProgName: 'vitest', kLibUSBMuxVersion: 3 }, tag);
+      const reply = await muxRequest(
+        sim.usbmuxdAddress,
+        {
+          MessageType: 'ListDevices',
+          ClientVersionString: 'libusbmuxd 2.0.2',
+          ProgName: 'vitest',
+          kLibUSBMuxVersion: 3,
+        },
+        tag,
+      );
       expectHeaderLike(reply, rec, tag);
       expect(reply.plist).toBeDefined();
       expect(shape(reply.plist ?? {})).toEqual(shape(rec.plist));
@@ -110,7 +135,11 @@ describe('usbmuxd replies have the recorded shape', () => {
     const rec = recordedMux(fixture('usbmuxreadpairmessage.bin'));
     const recordData = rec.plist.PairRecordData;
     if (!Buffer.isBuffer(recordData)) throw new Error('fixture PairRecordData is not data');
-    const save = await muxRequest(sim.usbmuxdAddress, { MessageType: 'SavePairRecord', PairRecordID: udid, PairRecordData: recordData }, 3);
+    const save = await muxRequest(
+      sim.usbmuxdAddress,
+      { MessageType: 'SavePairRecord', PairRecordID: udid, PairRecordData: recordData },
+      3,
+    );
     expect(save.plist).toEqual({ MessageType: 'Result', Number: 0 });
 
     const reply = await muxRequest(sim.usbmuxdAddress, { MessageType: 'ReadPairRecord', PairRecordID: udid }, rec.tag);
@@ -141,7 +170,10 @@ describe('lockdown replies have the recorded shape', () => {
   it('GetValue ProductVersion', async () => {
     const rec = recordedFrame(fixture('lockdowngetvaluemessage.bin'));
     const ld = await lockdown();
-    const reply = await ld.request({ Label: 'vitest', Key: 'ProductVersion', Request: 'GetValue' }, { realsAsObjects: true });
+    const reply = await ld.request(
+      { Label: 'vitest', Key: 'ProductVersion', Request: 'GetValue' },
+      { realsAsObjects: true },
+    );
     ld.close();
     expect(shape(reply)).toEqual(shape(rec));
     expect(reply.Value).toBe(sim.state(udid).productVersion);

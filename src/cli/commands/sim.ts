@@ -2,7 +2,7 @@
  * `kitting sim` (run the virtual fleet) and `kitting sim-ctl` (drive it), as cli.md specifies.
  * `sim` prints exactly one line on stdout, the ready line; its logs go to stderr.
  */
-import { Command, Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { KitError } from '../../errors.ts';
 import { ControlClient, PRESET_NAMES, startSimulator } from '../../simulator/index.ts';
 import type { SimulatorOptions } from '../../simulator/index.ts';
@@ -32,13 +32,17 @@ function parseTcp(spec: string): { host: string; port: number } {
 function parseNumber(name: string, text: string, integer: boolean): number {
   const n = Number(text);
   if (text.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
-    throw new KitError('usage/invalid-argument', `${name} wants a ${integer ? 'non-negative integer' : 'non-negative number'}, got "${text}"`);
+    throw new KitError(
+      'usage/invalid-argument',
+      `${name} wants a ${integer ? 'non-negative integer' : 'non-negative number'}, got "${text}"`,
+    );
   }
   return n;
 }
 
 async function runSim(opts: SimOptions): Promise<void> {
-  if (opts.socket !== undefined && opts.tcp !== undefined) throw new KitError('usage/invalid-argument', 'give --socket or --tcp, not both');
+  if (opts.socket !== undefined && opts.tcp !== undefined)
+    throw new KitError('usage/invalid-argument', 'give --socket or --tcp, not both');
   const options: SimulatorOptions = {
     devices: parseNumber('--devices', opts.devices, true),
     preset: opts.preset,
@@ -52,7 +56,9 @@ async function runSim(opts: SimOptions): Promise<void> {
   if (opts.activationUrl !== undefined) options.activationUrl = opts.activationUrl;
   if (opts.pairRecordDir !== undefined) options.pairRecordDir = opts.pairRecordDir;
   const sim = await startSimulator(options);
-  process.stdout.write(`${JSON.stringify({ ready: true, usbmuxd: sim.usbmuxdAddress, control: sim.controlAddress, devices: sim.udids() })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, usbmuxd: sim.usbmuxdAddress, control: sim.controlAddress, devices: sim.udids() })}\n`,
+  );
   await new Promise<void>((resolve) => {
     const done = (): void => {
       process.off('SIGINT', done);
@@ -69,7 +75,11 @@ function controlOf(cmd: Command): ControlClient {
   let c: Command | null = cmd;
   while (c !== null && c.name() !== 'sim-ctl') c = c.parent;
   const spec = (c?.opts<{ control?: string }>().control ?? process.env.KITTING_SIM_CONTROL)?.trim();
-  if (spec === undefined || spec === '') throw new KitError('usage/invalid-argument', 'sim-ctl needs --control C (the "control" of the ready line) or KITTING_SIM_CONTROL');
+  if (spec === undefined || spec === '')
+    throw new KitError(
+      'usage/invalid-argument',
+      'sim-ctl needs --control C (the "control" of the ready line) or KITTING_SIM_CONTROL',
+    );
   return new ControlClient(spec);
 }
 
@@ -99,7 +109,10 @@ export function registerSim(program: Command): void {
     .addOption(new Option('--preset <p>', `device preset (${PRESET_NAMES.join(', ')})`).default('fresh'))
     .option('--socket <path>', 'usbmuxd unix socket path (default: a fresh temp folder)')
     .option('--tcp <host:port>', 'usbmuxd on TCP instead of a unix socket')
-    .option('--control <path|port>', 'control API socket path or 127.0.0.1 port (default: control.sock next to the usbmuxd socket)')
+    .option(
+      '--control <path|port>',
+      'control API socket path or 127.0.0.1 port (default: control.sock next to the usbmuxd socket)',
+    )
     .addOption(new Option('--timing <mode>', 'delays').choices(['none', 'realistic']).default('none'))
     .option('--time-scale <x>', 'multiplies every delay', '1')
     .option('--seed <s>', 'deterministic device identities')
@@ -125,7 +138,9 @@ export function registerSim(program: Command): void {
         return;
       }
       for (const r of rows) {
-        ctx.print(`${r.udid}  ${r.attached ? `id=${r.deviceId}` : r.mode === 'normal' ? 'unplugged' : r.mode}  ${r.productType} (${r.model})  ${r.productVersion}  "${r.deviceName}"`);
+        ctx.print(
+          `${r.udid}  ${r.attached ? `id=${r.deviceId}` : r.mode === 'normal' ? 'unplugged' : r.mode}  ${r.productType} (${r.model})  ${r.productVersion}  "${r.deviceName}"`,
+        );
       }
     });
 
@@ -160,14 +175,17 @@ export function registerSim(program: Command): void {
     .command('trust <udid> <mode>')
     .description('what the person does with the Trust dialog: accept, deny or prompt (leave it showing)')
     .action(async (udid: string, mode: string, _opts: unknown, cmd: Command) => {
-      if (mode !== 'accept' && mode !== 'deny' && mode !== 'prompt') throw new KitError('usage/invalid-argument', `trust wants accept, deny or prompt, got "${mode}"`);
+      if (mode !== 'accept' && mode !== 'deny' && mode !== 'prompt')
+        throw new KitError('usage/invalid-argument', `trust wants accept, deny or prompt, got "${mode}"`);
       await controlOf(cmd).trust(udid, mode);
       ok(cmd, `trust ${mode}: ${udid}`);
     });
 
   ctl
     .command('set <udid> <assignments...>')
-    .description('change device state: KEY=VALUE (deviceName, activationState, setupComplete, passcodeSet, locked, language, locale, timeZone, batteryLevel, productVersion, …)')
+    .description(
+      'change device state: KEY=VALUE (deviceName, activationState, setupComplete, passcodeSet, locked, language, locale, timeZone, batteryLevel, productVersion, …)',
+    )
     .action(async (udid: string, assignments: string[], _opts: unknown, cmd: Command) => {
       await controlOf(cmd).set(udid, parseAssignments(assignments));
       ok(cmd, `set: ${udid}`);
@@ -175,7 +193,9 @@ export function registerSim(program: Command): void {
 
   ctl
     .command('fault <udid> <spec>')
-    .description('misbehave: disconnect-after=REQ, disconnect-after-bytes=N, delay-ms=N, error=REQ:CODE, oversize-frame, garbage, clear')
+    .description(
+      'misbehave: disconnect-after=REQ, disconnect-after-bytes=N, delay-ms=N, error=REQ:CODE, oversize-frame, garbage, clear',
+    )
     .option('--once', 'fire a single time instead of until `clear`')
     .action(async (udid: string, spec: string, opts: { once?: boolean }, cmd: Command) => {
       await controlOf(cmd).fault(udid, spec, opts.once === true);
