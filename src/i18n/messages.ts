@@ -65,12 +65,24 @@ export const ERROR_MESSAGES: MessageTable = {
   },
   // kitting/ blueprints, cloud configuration, naming
   'blueprint/invalid': {
-    ja: { title: 'ブループリントの内容に誤りがあります', action: '表示された項目を修正してください（kitting blueprint validate で全項目を確認できます）。' },
-    en: { title: 'The blueprint has invalid fields', action: 'Fix the fields shown (kitting blueprint validate lists them all).' },
+    ja: {
+      title: 'ブループリントの内容に誤りがあります',
+      action: '表示された項目を修正してください（kitting blueprint validate で全項目を確認できます）。',
+    },
+    en: {
+      title: 'The blueprint has invalid fields',
+      action: 'Fix the fields shown (kitting blueprint validate lists them all).',
+    },
   },
   'blueprint/not-json': {
-    ja: { title: 'ブループリントのファイルが JSON として読めません', action: 'メッセージに表示された行・列の記述を確認してください。' },
-    en: { title: 'The blueprint file is not valid JSON', action: 'Check the text at the line and column shown in the message.' },
+    ja: {
+      title: 'ブループリントのファイルが JSON として読めません',
+      action: 'メッセージに表示された行・列の記述を確認してください。',
+    },
+    en: {
+      title: 'The blueprint file is not valid JSON',
+      action: 'Check the text at the line and column shown in the message.',
+    },
   },
   'blueprint/shared-ipad-quota': {
     ja: {
@@ -83,16 +95,34 @@ export const ERROR_MESSAGES: MessageTable = {
     },
   },
   'naming/invalid-template': {
-    ja: { title: '端末名のテンプレートに誤りがあります', action: '使える差し込み項目は {serial} {model} {n} {n:3} {plan.name} {plan.assetTag} です。' },
-    en: { title: 'Invalid device name template', action: 'Use only {serial}, {model}, {n}, {n:3}, {plan.name} and {plan.assetTag}.' },
+    ja: {
+      title: '端末名のテンプレートに誤りがあります',
+      action: '使える差し込み項目は {serial} {model} {n} {n:3} {plan.name} {plan.assetTag} です。',
+    },
+    en: {
+      title: 'Invalid device name template',
+      action: 'Use only {serial}, {model}, {n}, {n:3}, {plan.name} and {plan.assetTag}.',
+    },
   },
   'naming/missing-plan-field': {
-    ja: { title: '端末名に使う計画の値がありません', action: 'シリアル番号の計画（CSV）に端末名または資産管理番号を入れるか、テンプレートを変更してください。' },
-    en: { title: 'The plan has no value for the device name', action: 'Add the name or asset tag to the serial plan (CSV), or change the template.' },
+    ja: {
+      title: '端末名に使う計画の値がありません',
+      action: 'シリアル番号の計画（CSV）に端末名または資産管理番号を入れるか、テンプレートを変更してください。',
+    },
+    en: {
+      title: 'The plan has no value for the device name',
+      action: 'Add the name or asset tag to the serial plan (CSV), or change the template.',
+    },
   },
   'naming/too-long': {
-    ja: { title: '端末名が長すぎます', action: '端末名が UTF-8 で255バイト以内になるようにテンプレートを短くしてください。' },
-    en: { title: 'The device name is too long', action: 'Shorten the template so the name fits in 255 bytes of UTF-8.' },
+    ja: {
+      title: '端末名が長すぎます',
+      action: '端末名が UTF-8 で255バイト以内になるようにテンプレートを短くしてください。',
+    },
+    en: {
+      title: 'The device name is too long',
+      action: 'Shorten the template so the name fits in 255 bytes of UTF-8.',
+    },
   },
   'store/busy': {
     ja: { title: 'データベースが使用中です', action: 'しばらく待ってから、もう一度お試しください。' },

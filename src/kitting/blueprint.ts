@@ -118,7 +118,10 @@ function isCertificate(text: string): boolean {
 
 const str = (max: number) => z.string().trim().min(1).max(max);
 const optStr = (max: number) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), z.string().trim().max(max).optional());
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    z.string().trim().max(max).optional(),
+  );
 
 /** A configuration profile the blueprint refers to: a file, or a profile stored in the station. */
 export const profileRefSchema = z.discriminatedUnion('kind', [
@@ -151,8 +154,13 @@ const enrollmentSchema = z.discriminatedUnion('method', [
   z.strictObject({ method: z.literal('none') }),
   z.strictObject({
     method: z.literal('url'),
-    url: z.string().trim().refine(isEnrollmentUrl, { params: { code: 'invalid-url' } }),
-    anchorCertificates: z.array(z.string().refine(isCertificate, { params: { code: 'invalid-certificate' } })).default([]),
+    url: z
+      .string()
+      .trim()
+      .refine(isEnrollmentUrl, { params: { code: 'invalid-url' } }),
+    anchorCertificates: z
+      .array(z.string().refine(isCertificate, { params: { code: 'invalid-certificate' } }))
+      .default([]),
     wifiProfile: profileRefSchema.optional(),
     group: groupSchema.optional(),
   }),
@@ -167,10 +175,7 @@ const enrollmentSchema = z.discriminatedUnion('method', [
 ]);
 
 const skipSetupSchema = z
-  .union([
-    z.literal('all'),
-    z.array(z.string().refine(isSkipKey, { params: { code: 'unknown-skip-key' } })),
-  ])
+  .union([z.literal('all'), z.array(z.string().refine(isSkipKey, { params: { code: 'unknown-skip-key' } }))])
   .transform((v) => (v === 'all' ? ('all' as const) : [...new Set(v.map((k) => normalizeSkipKey(k) ?? k))]));
 
 const templateSchema = z.string().superRefine((t, ctx) => {
@@ -340,9 +345,15 @@ const TEMPLATE_REASON: Readonly<Record<TemplateProblem['reason'], Bilingual>> = 
   empty: { ja: 'テンプレートが空です', en: 'the template is empty' },
   'unknown-placeholder': { ja: '使えない差し込み項目があります', en: 'it uses an unknown placeholder' },
   'unclosed-brace': { ja: '「{」が閉じていません', en: 'a "{" is not closed' },
-  'stray-brace': { ja: '対応する「{」のない「}」があります（文字としての } は }} と書きます）', en: 'a "}" has no matching "{" (write }} for a literal brace)' },
+  'stray-brace': {
+    ja: '対応する「{」のない「}」があります（文字としての } は }} と書きます）',
+    en: 'a "}" has no matching "{" (write }} for a literal brace)',
+  },
   'bad-width': { ja: '連番の桁数は1〜9で指定してください', en: 'the counter width must be 1 to 9' },
-  'control-character': { ja: '改行などの制御文字は使えません', en: 'control characters such as line breaks are not allowed' },
+  'control-character': {
+    ja: '改行などの制御文字は使えません',
+    en: 'control characters such as line breaks are not allowed',
+  },
 };
 
 /** Parameters a message may use. */
@@ -370,7 +381,10 @@ export function issueMessage(code: IssueCode, path: string, p: MessageParams = {
       return { ja: `${ja}は${t.ja}で指定してください。`, en: `${en} must be ${t.en}.` };
     }
     case 'too-long':
-      return { ja: `${ja}は${String(p.max)}文字以内で入力してください。`, en: `${en} must be at most ${String(p.max)} characters.` };
+      return {
+        ja: `${ja}は${String(p.max)}文字以内で入力してください。`,
+        en: `${en} must be at most ${String(p.max)} characters.`,
+      };
     case 'too-small':
       return { ja: `${ja}は${String(p.min)}以上にしてください。`, en: `${en} must be at least ${String(p.min)}.` };
     case 'too-big':
@@ -378,9 +392,15 @@ export function issueMessage(code: IssueCode, path: string, p: MessageParams = {
     case 'not-integer':
       return { ja: `${ja}は整数で入力してください。`, en: `${en} must be a whole number.` };
     case 'invalid-email':
-      return { ja: `${ja}の形式が正しくありません（例: support@example.jp）。`, en: `${en} is not a valid email address (e.g. support@example.com).` };
+      return {
+        ja: `${ja}の形式が正しくありません（例: support@example.jp）。`,
+        en: `${en} is not a valid email address (e.g. support@example.com).`,
+      };
     case 'invalid-phone':
-      return { ja: `${ja}には数字と + - ( ) と空白だけを使ってください。`, en: `${en} may contain only digits, +, -, ( ) and spaces.` };
+      return {
+        ja: `${ja}には数字と + - ( ) と空白だけを使ってください。`,
+        en: `${en} may contain only digits, +, -, ( ) and spaces.`,
+      };
     case 'invalid-url':
       return {
         ja: `${ja}は https:// で始まるURLにしてください（開発用に限り http://127.0.0.1 も使えます）。`,
@@ -392,7 +412,10 @@ export function issueMessage(code: IssueCode, path: string, p: MessageParams = {
         en: `${en} #${String((p.index ?? 0) + 1)} is not a certificate (give PEM, or DER in base64).`,
       };
     case 'invalid-id':
-      return { ja: `${ja}には英数字と . _ - だけを使ってください（64文字以内）。`, en: `${en} may contain only letters, digits, ".", "_" and "-" (64 at most).` };
+      return {
+        ja: `${ja}には英数字と . _ - だけを使ってください（64文字以内）。`,
+        en: `${en} may contain only letters, digits, ".", "_" and "-" (64 at most).`,
+      };
     case 'invalid-secret-ref':
       return {
         ja: `${ja}には秘密情報の参照（secret:ID の形式）を指定してください。`,
@@ -425,13 +448,22 @@ export function issueMessage(code: IssueCode, path: string, p: MessageParams = {
         en: `${en} "${p.value ?? ''}" is not a known time zone (e.g. Asia/Tokyo).`,
       };
     case 'invalid-language':
-      return { ja: `${ja}は言語コードで指定してください（例: ja、en）。`, en: `${en} must be a language code (e.g. ja, en).` };
+      return {
+        ja: `${ja}は言語コードで指定してください（例: ja、en）。`,
+        en: `${en} must be a language code (e.g. ja, en).`,
+      };
     case 'invalid-locale':
       return { ja: `${ja}はロケールで指定してください（例: ja_JP）。`, en: `${en} must be a locale (e.g. ja_JP).` };
     case 'invalid-choice':
-      return { ja: `${ja}は次のいずれかにしてください: ${p.options ?? ''}。`, en: `${en} must be one of: ${p.options ?? ''}.` };
+      return {
+        ja: `${ja}は次のいずれかにしてください: ${p.options ?? ''}。`,
+        en: `${en} must be one of: ${p.options ?? ''}.`,
+      };
     case 'invalid-version':
-      return { ja: 'このファイルの形式のバージョン（version）は 1 にしてください。', en: 'The format version (version) must be 1.' };
+      return {
+        ja: 'このファイルの形式のバージョン（version）は 1 にしてください。',
+        en: 'The format version (version) must be 1.',
+      };
     case 'unknown-field':
       return {
         ja: `「${p.key ?? ''}」という項目はありません（綴りを確認してください）。`,

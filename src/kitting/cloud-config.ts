@@ -230,7 +230,14 @@ export const IGNORED_KEYS: readonly string[] = [
 ];
 
 /** Boolean keys where an absent key means false. */
-const FALSE_WHEN_ABSENT = new Set(['IsSupervised', 'IsMandatory', 'IsMDMUnremovable', 'IsMultiUser', 'AutoAdvanceSetup', 'AwaitDeviceConfigured']);
+const FALSE_WHEN_ABSENT = new Set([
+  'IsSupervised',
+  'IsMandatory',
+  'IsMDMUnremovable',
+  'IsMultiUser',
+  'AutoAdvanceSetup',
+  'AwaitDeviceConfigured',
+]);
 
 function truthy(v: PlistValue | undefined): boolean {
   return v === true || v === 1 || v === 1n;
@@ -287,11 +294,7 @@ export function compareCloudConfiguration(ours: PlistDict, theirs: PlistDict): C
   for (const key of keys) {
     const x = a.get(key);
     const y = b.get(key);
-    const equal = SET_KEYS.has(key)
-      ? sameSet(x, y)
-      : x === undefined || y === undefined
-        ? x === y
-        : plistEqual(x, y);
+    const equal = SET_KEYS.has(key) ? sameSet(x, y) : x === undefined || y === undefined ? x === y : plistEqual(x, y);
     if (!equal) diffs.push({ key, ours: x, theirs: y });
   }
   return diffs;

@@ -32,7 +32,8 @@ export type TemplatePart =
 
 /** Why a template is invalid, with the character offset where the problem starts. */
 export interface TemplateProblem {
-  readonly reason: 'empty' | 'unknown-placeholder' | 'unclosed-brace' | 'stray-brace' | 'bad-width' | 'control-character';
+  readonly reason:
+    'empty' | 'unknown-placeholder' | 'unclosed-brace' | 'stray-brace' | 'bad-width' | 'control-character';
   readonly offset: number;
   /** The placeholder text as written (for `unknown-placeholder` and `bad-width`). */
   readonly placeholder?: string;
@@ -96,7 +97,8 @@ export function inspectTemplate(template: string): { parts: TemplatePart[] } | {
       if (close < 0 || (open >= 0 && open < close)) return { problem: { reason: 'unclosed-brace', offset: i } };
       const body = template.slice(i + 1, close);
       const part = parsePlaceholder(body);
-      if (part === undefined) return { problem: { reason: 'unknown-placeholder', offset: i, placeholder: `{${body}}` } };
+      if (part === undefined)
+        return { problem: { reason: 'unknown-placeholder', offset: i, placeholder: `{${body}}` } };
       if (part === 'bad-width') return { problem: { reason: 'bad-width', offset: i, placeholder: `{${body}}` } };
       if (text !== '') parts.push({ kind: 'text', text });
       text = '';
@@ -143,9 +145,13 @@ export function utf8Length(s: string): number {
 export function renderName(template: string | readonly TemplatePart[], facts: NamingFacts): string {
   const parts = typeof template === 'string' ? parseTemplate(template) : template;
   if (!Number.isSafeInteger(facts.n) || facts.n < 0) {
-    throw new KitError('naming/invalid-template', `the device counter must be a non-negative integer, got ${String(facts.n)}`, {
-      details: { n: String(facts.n) },
-    });
+    throw new KitError(
+      'naming/invalid-template',
+      `the device counter must be a non-negative integer, got ${String(facts.n)}`,
+      {
+        details: { n: String(facts.n) },
+      },
+    );
   }
   const clean = (s: string): string => s.replace(CONTROL_ALL, '');
   let out = '';

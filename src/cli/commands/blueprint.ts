@@ -33,7 +33,9 @@ interface InitOptions {
 }
 
 /** The blueprint `init` writes: the given values plus the station's defaults (cli.md, domain.md). */
-export function initialBlueprint(opts: InitOptions & { name: string; identity: string; orgName: string }): BlueprintInput {
+export function initialBlueprint(
+  opts: InitOptions & { name: string; identity: string; orgName: string },
+): BlueprintInput {
   const skip = opts.skip.trim();
   const bp: BlueprintInput = {
     version: 1,
@@ -97,7 +99,10 @@ function runInit(cmd: Command, opts: InitOptions): void {
   else ctx.print(ctx.lang === 'ja' ? `ブループリントを書き出しました: ${opts.out}` : `Blueprint written: ${opts.out}`);
 }
 
-function issueJson(i: BlueprintIssue, lang: Lang): { path: string; code: string; message: string; messages: { ja: string; en: string } } {
+function issueJson(
+  i: BlueprintIssue,
+  lang: Lang,
+): { path: string; code: string; message: string; messages: { ja: string; en: string } } {
   return { path: i.path, code: i.code, message: i.message[lang], messages: { ja: i.message.ja, en: i.message.en } };
 }
 
@@ -136,7 +141,9 @@ function runValidate(cmd: Command, file: string): void {
 export function registerBlueprint(program: Command): void {
   const bp = program.command('blueprint').description('blueprints: the recipe applied to devices (ブループリント)');
   bp.command('init')
-    .description('write a new blueprint file with sensible defaults (supervised, mandatory enrollment, all panes skipped)')
+    .description(
+      'write a new blueprint file with sensible defaults (supervised, mandatory enrollment, all panes skipped)',
+    )
     .option('--name <name>', 'blueprint name (1–128 characters)')
     .option('--identity <id>', 'supervision identity id')
     .option('--org-name <org>', 'organization name shown on the device')
