@@ -174,7 +174,7 @@ describe('conformance with libplist plistutil', () => {
     const walk = (v: PlistValue): void => {
       if (typeof v === 'bigint') seen.add(v >= 1n << 63n ? 'unsigned64' : 'bigint');
       else if (typeof v === 'number') seen.add(Number.isInteger(v) ? 'integer' : 'real');
-      else if (typeof v === 'string') seen.add(/[^\u0000-\u007f]/.test(v) ? 'unicode' : 'string');
+      else if (typeof v === 'string') seen.add([...v].some((c) => c.charCodeAt(0) > 0x7f) ? 'unicode' : 'string');
       else if (typeof v === 'boolean') seen.add('boolean');
       else if (v instanceof PlistReal) seen.add('PlistReal');
       else if (v instanceof PlistUid) seen.add('uid');
