@@ -766,7 +766,8 @@ function writeSmallInt(out: Buffer, p: number, x: number): number {
  * 2^63 … 2^64−1 → 16-byte integers with a zero high half (how libplist writes unsigned 64-bit);
  * other bigints of the signed 128-bit domain → 8 or 16 bytes. Non-integral numbers, NaN, ±Infinity,
  * integral numbers beyond 64 bits and {@link PlistReal} → 8-byte reals. Strings are ASCII when they
- * are, UTF-16BE otherwise; equal strings and integers are written once.
+ * are, UTF-16BE otherwise; equal strings and integers are written once. Buffers and other
+ * Uint8Arrays → data; Dates → 8-byte reals of seconds since 2001-01-01T00:00:00Z.
  *
  * @throws KitError `plist/unsupported` (with `details.path`) for values with no plist form
  *   (undefined, null, functions, symbols, Map, class instances, invalid Dates), strings with lone

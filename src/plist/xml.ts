@@ -430,7 +430,7 @@ class XmlReader {
   }
 
   integer(t: string, at: number): number | bigint {
-    if (t.length <= 16 && INTEGER_RE.test(t)) return parseInt(t, 10);
+    if (t.length <= 16 && INTEGER_RE.test(t)) return parseInt(t, 10) + 0; // + 0 turns -0 into 0
     if (!INTEGER_RE.test(t)) throw this.fail(at, `invalid integer ${JSON.stringify(t)}`);
     const v = BigInt(t);
     if (v < INT_MIN || v > INT_MAX) throw this.fail(at, `integer ${t} is outside the signed 128-bit range`);
@@ -697,7 +697,10 @@ class XmlWriter {
  *
  * Integer numbers and bigints → `<integer>` (integral numbers beyond 64 bits → `<real>`);
  * non-integral numbers, NaN (`nan`), ±Infinity (`+infinity`/`-infinity`) and {@link PlistReal} →
- * `<real>`; Dates → `<date>` in whole seconds (UTC); {@link PlistUid} → Apple's `CF$UID` dict.
+ * `<real>`; Dates → `<date>` in whole seconds (UTC, floored); Buffers and other Uint8Arrays →
+ * `<data>`; {@link PlistUid} → Apple's `CF$UID` dict. Text escapes `&`, `<`, `>` and CR (as `&#13;`,
+ * which XML parsers do not normalize away); other control characters are written as they are, as
+ * Apple and libplist do.
  *
  * @throws KitError `plist/unsupported` (with `details.path`) for values with no plist form
  *   (undefined, null, functions, symbols, Map, class instances, invalid Dates, years outside

@@ -382,3 +382,9 @@ describe('plist round trips (fixed vectors)', () => {
     expect(plistEqual([], {})).toBe(false);
   });
 });
+
+describe('plist decoding details', () => {
+  it('reads <integer>-0</integer> as 0, not -0', () => {
+    expect(Object.is(decodeXml('<plist><integer>-0</integer></plist>'), 0)).toBe(true);
+  });
+});
