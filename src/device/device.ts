@@ -130,7 +130,7 @@ export async function pairDevice(
   const systemBuid = await usbmux.readBuid();
   const major = majorVersion(lockdown.productVersion);
   const hash = options.hash ?? (major !== undefined && major < 4 ? 'sha1' : 'sha256');
-  const record = generatePairRecord({
+  const record = await generatePairRecord({
     devicePublicKey: publicKey,
     systemBuid,
     hash,

@@ -117,7 +117,14 @@ export class PlistChannel {
         resolve,
         reject,
         timer: setTimeout(() => {
-          this.fail(this.error('device/timeout', `no reply from ${this.label} within ${timeoutMs} ms`, { timeoutMs }));
+          // A reply may sit unread when the event loop was busy past the deadline: let the poll
+          // phase read it first (setImmediate runs after it), then decide.
+          setImmediate(() => {
+            if (!this.waiters.includes(waiter)) return;
+            this.fail(
+              this.error('device/timeout', `no reply from ${this.label} within ${timeoutMs} ms`, { timeoutMs }),
+            );
+          });
         }, timeoutMs),
       };
       this.waiters.push(waiter);

@@ -43,8 +43,14 @@ interface KeyPair {
   publicKey: crypto.KeyObject;
 }
 
-function newRsaKey(): KeyPair {
-  return crypto.generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 0x10001 });
+/** RSA 2048 on libuv's thread pool: sixty-four devices pairing at once must not block the event loop. */
+function newRsaKey(): Promise<KeyPair> {
+  return new Promise((resolve, reject) => {
+    crypto.generateKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 }, (err, publicKey, privateKey) => {
+      if (err !== null) reject(err);
+      else resolve({ publicKey, privateKey });
+    });
+  });
 }
 
 function forgePublicKey(key: crypto.KeyObject): forge.pki.rsa.PublicKey {
@@ -125,12 +131,11 @@ export interface GeneratePairRecordInput {
  * critical, KU digitalSignature+keyEncipherment critical), all signed by the root key.
  * @throws KitError `device/bad-reply` when `devicePublicKey` is not an RSA public key.
  */
-export function generatePairRecord(input: GeneratePairRecordInput): PairRecord {
+export async function generatePairRecord(input: GeneratePairRecordInput): Promise<PairRecord> {
   const hash = input.hash ?? 'sha256';
   const now = input.now ?? new Date();
   const deviceKey = parseDevicePublicKey(input.devicePublicKey);
-  const root = newRsaKey();
-  const host = newRsaKey();
+  const [root, host] = await Promise.all([newRsaKey(), newRsaKey()]);
   const leaf: Extension[] = [
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },

@@ -24,8 +24,14 @@ function extensions(
   return out;
 }
 
+const generated = await generatePairRecord({
+  devicePublicKey,
+  systemBuid: 'BUID-1',
+  wifiMacAddress: 'aa:bb:cc:dd:ee:ff',
+});
+
 describe('pair record generation (§3.2)', () => {
-  const record = generatePairRecord({ devicePublicKey, systemBuid: 'BUID-1', wifiMacAddress: 'aa:bb:cc:dd:ee:ff' });
+  const record = generated;
 
   it('makes SHA-256 certificates with serial 0, empty DNs and ten years of validity', () => {
     for (const pem of [record.rootCertificate, record.hostCertificate, record.deviceCertificate]) {
@@ -75,28 +81,30 @@ describe('pair record generation (§3.2)', () => {
     ).toBe(true);
   });
 
-  it('can sign with SHA-1 and accepts an SPKI device key', () => {
+  it('can sign with SHA-1 and accepts an SPKI device key', async () => {
     const spki = deviceKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const old = generatePairRecord({ devicePublicKey: spki, systemBuid: 'B', hash: 'sha1' });
+    const old = await generatePairRecord({ devicePublicKey: spki, systemBuid: 'B', hash: 'sha1' });
     expect(certificateFacts(old.hostCertificate).signatureHash).toBe('sha1');
   });
 
-  it('refuses a DevicePublicKey that is not an RSA key', () => {
+  it('refuses a DevicePublicKey that is not an RSA key', async () => {
     const ec = crypto
       .generateKeyPairSync('ec', { namedCurve: 'P-256' })
       .publicKey.export({ type: 'spki', format: 'pem' })
       .toString();
-    expect(() => generatePairRecord({ devicePublicKey: ec, systemBuid: 'B' })).toThrow(KitError);
-    expect(() => generatePairRecord({ devicePublicKey: 'junk', systemBuid: 'B' })).toThrow(/DevicePublicKey/);
+    await expect(generatePairRecord({ devicePublicKey: ec, systemBuid: 'B' })).rejects.toThrow(KitError);
+    await expect(generatePairRecord({ devicePublicKey: 'junk', systemBuid: 'B' })).rejects.toThrow(/DevicePublicKey/);
   });
 });
 
+const stored = {
+  ...(await generatePairRecord({ devicePublicKey, systemBuid: 'BUID-2' })),
+  escrowBag: Buffer.alloc(32, 7),
+  wifiMacAddress: 'aa:bb:cc:dd:ee:01',
+};
+
 describe('pair record storage shapes', () => {
-  const record = {
-    ...generatePairRecord({ devicePublicKey, systemBuid: 'BUID-2' }),
-    escrowBag: Buffer.alloc(32, 7),
-    wifiMacAddress: 'aa:bb:cc:dd:ee:01',
-  };
+  const record = stored;
 
   it('round-trips through a binary plist with Apple key names (libimobiledevice style)', () => {
     const dict = pairRecordToPlist(record);
