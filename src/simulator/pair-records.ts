@@ -61,6 +61,24 @@ export class PairRecordStore {
     return 0;
   }
 
+  /**
+   * The SystemBUID kept in the folder's `SystemConfiguration.plist` (as Linux usbmuxd keeps it), so
+   * pair records saved by one run stay valid in the next; `fresh` is stored and returned when the
+   * folder has none (or when there is no folder).
+   */
+  systemBuid(fresh: string): string {
+    if (this.dir === undefined) return fresh;
+    const file = path.join(this.dir, 'SystemConfiguration.plist');
+    try {
+      const v = decodePlist(fs.readFileSync(file));
+      if (isPlistDict(v) && typeof v.SystemBUID === 'string' && v.SystemBUID !== '') return v.SystemBUID;
+    } catch {
+      // No (readable) configuration yet: write one below.
+    }
+    fs.writeFileSync(file, encodeXml({ SystemBUID: fresh }));
+    return fresh;
+  }
+
   /** UDIDs with a stored record. */
   udids(): string[] {
     return [...this.records.keys()];

@@ -89,8 +89,8 @@ export class Simulator implements MuxBackend, DeviceHost {
   private constructor(opts: SimulatorOptions, address: MuxAddress, tempDir: string | undefined) {
     this.seed = opts.seed ?? randomUUID();
     this.timing = new Timing(opts.timing ?? 'none', opts.timeScale ?? 1);
-    this.systemBuid = new SeededRandom(`${this.seed}/buid`).uuid();
     this.pairRecords = new PairRecordStore(opts.pairRecordDir);
+    this.systemBuid = this.pairRecords.systemBuid(new SeededRandom(`${this.seed}/buid`).uuid());
     this.defaultPreset = opts.preset ?? 'fresh';
     this.activationUrl = opts.activationUrl;
     this.tempDir = tempDir;

@@ -342,6 +342,32 @@ describe('usbmuxd results like Linux usbmuxd', () => {
     l.close();
   });
 
+  it('keeps pair records and the SystemBUID in a folder across simulator runs', async () => {
+    const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'sim-records-'));
+    dirs.push(folder);
+    const first = await newSim({ devices: 1, seed: 'records-1', pairRecordDir: folder });
+    const udid = first.udids()[0] ?? '';
+    const record = encodeXml({ HostID: 'HOST-1', SystemBUID: first.systemBuid });
+    expect(
+      (
+        await muxRequest(first.usbmuxdAddress, {
+          MessageType: 'SavePairRecord',
+          PairRecordID: udid,
+          PairRecordData: record,
+        })
+      ).plist?.Number,
+    ).toBe(0);
+    expect(fs.existsSync(path.join(folder, `${udid}.plist`))).toBe(true);
+    await first.stop();
+    const second = await newSim({ devices: 0, seed: 'records-2', pairRecordDir: folder });
+    expect(second.systemBuid).toBe(first.systemBuid);
+    const read = await muxRequest(second.usbmuxdAddress, { MessageType: 'ReadPairRecord', PairRecordID: udid });
+    expect(decodePlist(read.plist?.PairRecordData as Buffer)).toEqual({
+      HostID: 'HOST-1',
+      SystemBUID: first.systemBuid,
+    });
+  });
+
   it('unknown commands get 1, bad devices 2, closed ports 3, bad versions 6', async () => {
     expect((await muxRequest(sim.usbmuxdAddress, { MessageType: 'Frobnicate' })).plist).toEqual({
       MessageType: 'Result',
@@ -583,6 +609,41 @@ describe('lockdown: presets, Trust, sessions', () => {
     expect(again.plist?.Number).toBe(3);
     expect(sim.state(udid).pairings).toHaveLength(1);
     l.close();
+  });
+
+  it('drops a TLS session whose client certificate belongs to no pairing of the HostID', async () => {
+    const sim = await newSim({ devices: 1, preset: 'activated', seed: 'tls-wrong-cert' });
+    const udid = sim.udids()[0] ?? '';
+    const m = await material(sim, udid);
+    await pairOnce(sim, udid, m);
+    const strangerKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const strangerPriv: forge.pki.rsa.PrivateKey = forge.pki.privateKeyFromPem(
+      strangerKeys.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+    );
+    const strangerPub = forge.pki.publicKeyFromPem(
+      strangerKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    );
+    const stranger: HostMaterial = { ...m, rootCertPem: cert(strangerPub, strangerPriv, true) };
+    const ld = await lockdownConnect(sim.usbmuxdAddress, udid);
+    expect(
+      (await ld.request({ Request: 'StartSession', HostID: m.hostId, SystemBUID: sim.systemBuid })).EnableSessionSSL,
+    ).toBe(true);
+    const closed = new Promise<void>((resolve) => ld.socket.once('close', () => resolve()));
+    const t = await new Promise<tls.TLSSocket>((resolve) => {
+      ld.socket.removeAllListeners('data');
+      const c = tls.connect({
+        socket: ld.socket,
+        cert: stranger.rootCertPem,
+        key: strangerKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        rejectUnauthorized: false,
+        ciphers: 'DEFAULT:@SECLEVEL=0',
+      });
+      c.on('error', () => undefined);
+      c.once('secureConnect', () => resolve(c));
+      c.once('close', () => resolve(c));
+    });
+    await closed;
+    expect(t.destroyed || ld.socket.destroyed).toBe(true);
   });
 
   it('Shutdown keeps the device off until replug; EnterRecovery leaves the bus in recovery mode', async () => {
