@@ -39,9 +39,11 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform = 
   return path.join(env.XDG_DATA_HOME ?? path.join(home, '.local', 'share'), 'kitting-station');
 }
 
-function jsonReplacer(_key: string, value: unknown): unknown {
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  // JSON.stringify calls Buffer#toJSON before the replacer: look at the holder's original value.
+  const original: unknown = (this as Record<string, unknown>)[key];
+  if (original instanceof Uint8Array) return Buffer.from(original).toString('base64');
   if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
   return value;
 }
 

@@ -54,3 +54,15 @@ describe('message table', () => {
     expect(resolveLang(undefined, { LANG: 'en_US.UTF-8' })).toBe('en');
   });
 });
+
+describe('CLI JSON output', () => {
+  it('writes bytes as base64 and BigInt as decimal text', async () => {
+    const { toJsonText } = await import('../../src/cli/context.ts');
+    const text = toJsonText({
+      data: Buffer.from([1, 2, 255]),
+      ecid: 18446744073709551615n,
+      nested: [new Uint8Array([0])],
+    });
+    expect(JSON.parse(text)).toEqual({ data: 'AQL/', ecid: '18446744073709551615', nested: ['AA=='] });
+  });
+});
