@@ -9,6 +9,8 @@ import { createLogger } from '../log.ts';
 import { LockdownClient, type PairProgress } from './lockdown.ts';
 import {
   generatePairRecord,
+  newHostKeys,
+  sharedHostKeys,
   pairRecordFromPlist,
   pairRecordToPlist,
   type PairRecord,
@@ -29,6 +31,8 @@ export interface PairDeviceOptions {
   pairTimeoutMs?: number;
   /** Certificate digest (default SHA-256; SHA-1 for iOS < 4, like libimobiledevice). */
   hash?: SignatureHash;
+  /** New root and host keys for this pairing instead of the process's {@link sharedHostKeys}. */
+  freshKeys?: boolean;
   signal?: AbortSignal;
 }
 
@@ -130,7 +134,9 @@ export async function pairDevice(
   const systemBuid = await usbmux.readBuid();
   const major = majorVersion(lockdown.productVersion);
   const hash = options.hash ?? (major !== undefined && major < 4 ? 'sha1' : 'sha256');
+  const keys = options.freshKeys === true ? await newHostKeys() : await sharedHostKeys();
   const record = await generatePairRecord({
+    keys,
     devicePublicKey: publicKey,
     systemBuid,
     hash,

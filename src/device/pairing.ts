@@ -38,7 +38,7 @@ export type SignatureHash = 'sha256' | 'sha1';
 
 const TEN_YEARS_MS = 10 * 365 * 24 * 60 * 60 * 1000;
 
-interface KeyPair {
+export interface KeyPair {
   privateKey: crypto.KeyObject;
   publicKey: crypto.KeyObject;
 }
@@ -123,6 +123,36 @@ export interface GeneratePairRecordInput {
   hash?: SignatureHash;
   /** Start of validity (default now). */
   now?: Date;
+  /** Root and host key pairs to use (see {@link sharedHostKeys}); default: two new ones. */
+  keys?: HostKeys;
+}
+
+/** The host side's two RSA key pairs: the root CA's and the host certificate's. */
+export interface HostKeys {
+  root: KeyPair;
+  host: KeyPair;
+}
+
+/** Two new RSA 2048 key pairs (generated in parallel off the event loop). */
+export async function newHostKeys(): Promise<HostKeys> {
+  const [root, host] = await Promise.all([newRsaKey(), newRsaKey()]);
+  return { root, host };
+}
+
+let shared: Promise<HostKeys> | undefined;
+
+/**
+ * One root and host key pair per process, made on first use and reused by every pairing of this
+ * process; each pairing still gets its own certificates and HostID. RSA 2048 generation costs
+ * 100–200 ms of CPU per key, so a cart of 64 devices would otherwise spend tens of seconds making
+ * keys (pymobiledevice3 likewise keeps one HostID per host).
+ */
+export function sharedHostKeys(): Promise<HostKeys> {
+  shared ??= newHostKeys().catch((err: unknown) => {
+    shared = undefined;
+    throw err;
+  });
+  return shared;
 }
 
 /**
@@ -135,7 +165,7 @@ export async function generatePairRecord(input: GeneratePairRecordInput): Promis
   const hash = input.hash ?? 'sha256';
   const now = input.now ?? new Date();
   const deviceKey = parseDevicePublicKey(input.devicePublicKey);
-  const [root, host] = await Promise.all([newRsaKey(), newRsaKey()]);
+  const { root, host } = input.keys ?? (await newHostKeys());
   const leaf: Extension[] = [
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },

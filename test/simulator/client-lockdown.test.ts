@@ -12,7 +12,7 @@ import {
   pairDevice,
   type DeviceProgress,
 } from '../../src/device/device.ts';
-import { LockdownClient } from '../../src/device/lockdown.ts';
+import { type LockdownClient } from '../../src/device/lockdown.ts';
 import { certificateFacts, generatePairRecord } from '../../src/device/pairing.ts';
 import { UsbmuxClient } from '../../src/device/usbmux.ts';
 import { startSimulator, type Simulator } from '../../src/simulator/index.ts';

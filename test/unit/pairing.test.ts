@@ -5,6 +5,8 @@ import { KitError } from '../../src/errors.ts';
 import {
   certificateFacts,
   generatePairRecord,
+  newHostKeys,
+  sharedHostKeys,
   pairRecordFromPlist,
   pairRecordToPlist,
   pairRequestRecord,
@@ -85,6 +87,23 @@ describe('pair record generation (§3.2)', () => {
     const spki = deviceKeys.publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const old = await generatePairRecord({ devicePublicKey: spki, systemBuid: 'B', hash: 'sha1' });
     expect(certificateFacts(old.hostCertificate).signatureHash).toBe('sha1');
+  });
+
+  it('reuses the shared root and host keys with new certificates and HostIDs per pairing', async () => {
+    const keys = await sharedHostKeys();
+    expect(await sharedHostKeys()).toBe(keys);
+    const a = await generatePairRecord({ devicePublicKey, systemBuid: 'B', keys });
+    const b = await generatePairRecord({ devicePublicKey, systemBuid: 'B', keys });
+    expect(a.hostId).not.toBe(b.hostId);
+    expect(a.hostPrivateKey.equals(b.hostPrivateKey)).toBe(true);
+    expect(a.hostCertificate.equals(b.hostCertificate)).toBe(false);
+    expect(
+      certificateFacts(a.hostCertificate).publicKeySpki.equals(
+        keys.host.publicKey.export({ type: 'spki', format: 'der' }),
+      ),
+    ).toBe(true);
+    const fresh = await newHostKeys();
+    expect(fresh.root.privateKey.equals(keys.root.privateKey)).toBe(false);
   });
 
   it('refuses a DevicePublicKey that is not an RSA key', async () => {
