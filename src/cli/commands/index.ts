@@ -4,7 +4,14 @@ import { registerSim } from './sim.ts';
 import { registerPlist } from './plist.ts';
 import { registerBlueprint } from './blueprint.ts';
 import { registerDevice } from './device.ts';
+import { registerIdentity } from './identity.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: readonly RegisterCommand[] = [registerSim, registerPlist, registerBlueprint, registerDevice];
+export const COMMANDS: readonly RegisterCommand[] = [
+  registerSim,
+  registerPlist,
+  registerBlueprint,
+  registerDevice,
+  registerIdentity,
+];
