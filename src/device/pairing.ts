@@ -143,7 +143,7 @@ let shared: Promise<HostKeys> | undefined;
 
 /**
  * One root and host key pair per process, made on first use and reused by every pairing of this
- * process; each pairing still gets its own certificates and HostID. RSA 2048 generation costs
+ * process; each pairing still gets its own device certificate and HostID. RSA 2048 generation costs
  * 100–200 ms of CPU per key, so a cart of 64 devices would otherwise spend tens of seconds making
  * keys (pymobiledevice3 likewise keeps one HostID per host).
  */
