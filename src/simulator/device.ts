@@ -170,7 +170,6 @@ export class VirtualDevice implements ValueState {
   private readonly connections = new Set<{ destroy(): void }>();
   private readonly servicePorts = new Map<number, ServicePort>();
   private nextServicePort: number;
-  private sessionCounter = 0;
 
   constructor(
     identity: DeviceIdentity,
@@ -218,7 +217,6 @@ export class VirtualDevice implements ValueState {
 
   /** A new lockdown SessionID. */
   newSessionId(): string {
-    this.sessionCounter++;
     return randomBytes(16)
       .toString('hex')
       .toUpperCase()

@@ -127,6 +127,9 @@ export class PlistConnection {
         if (msg === undefined) break;
         await this.handle(msg);
       }
+    } catch (err) {
+      this.opts.log.error('request failed', { err });
+      this.destroy();
     } finally {
       this.busy = false;
     }

@@ -201,10 +201,16 @@ export class Simulator implements MuxBackend, DeviceHost {
     const slot = this.slots.get(device.udid);
     if (slot === undefined || this.stopped) return;
     log.info('power event', { udid: device.udid, event });
-    if (slot.device.deviceId !== undefined) this.detach(slot);
+    const wasAttached = slot.device.deviceId !== undefined;
+    if (wasAttached) this.detach(slot);
     if (event === 'restart') {
-      device.mode = 'rebooting';
-      this.scheduleReturn(slot, this.timing.ms('reboot'));
+      if (wasAttached) {
+        device.mode = 'rebooting';
+        this.scheduleReturn(slot, this.timing.ms('reboot'));
+      } else {
+        // Restarted while unplugged (e.g. WaitForDisconnect and the cable was pulled): it stays off the bus.
+        this.boot(slot);
+      }
     } else {
       device.mode = event === 'shutdown' ? 'off' : 'recovery';
     }

@@ -185,7 +185,13 @@ export class VirtualUsbmuxd {
       if (client.buf.length < hdr.length) return;
       const payload = client.buf.subarray(MUX_HEADER_SIZE, hdr.length);
       client.buf = client.buf.subarray(hdr.length);
-      this.handle(client, hdr.version, hdr.message, hdr.tag, payload, onData);
+      try {
+        this.handle(client, hdr.version, hdr.message, hdr.tag, payload, onData);
+      } catch (err) {
+        log.error('usbmuxd request failed: closing the client', { err });
+        client.socket.destroy();
+        return;
+      }
     }
   }
 

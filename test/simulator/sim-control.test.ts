@@ -680,6 +680,31 @@ describe('lockdown: presets, Trust, sessions', () => {
   });
 });
 
+describe('power cycles and the cable', () => {
+  it('a Restart waiting for the disconnect does not bring back a device whose cable was pulled', async () => {
+    const sim = await newSim({ devices: 1, preset: 'activated', seed: 'restart-unplugged' });
+    const udid = sim.udids()[0] ?? '';
+    const m = await material(sim, udid);
+    await pairOnce(sim, udid, m);
+    const ld = await lockdownConnect(sim.usbmuxdAddress, udid);
+    const start = await ld.request({ Request: 'StartSession', HostID: m.hostId, SystemBUID: sim.systemBuid });
+    const t = await startClientTls(ld, m);
+    const r = new ByteReader(t);
+    const svc = await tlsRequest(r, t, { Request: 'StartService', Service: 'com.apple.mobile.diagnostics_relay' });
+    await tlsRequest(r, t, { Request: 'StopSession', SessionID: start.SessionID ?? '' });
+    t.destroy();
+    const diag = await deviceConnect(sim.usbmuxdAddress, sim.state(udid).deviceId ?? 0, Number(svc.Port));
+    const dt = await startClientTls(diag, m);
+    const dr = new ByteReader(dt);
+    expect(await tlsRequest(dr, dt, { Request: 'Restart', WaitForDisconnect: true })).toEqual({ Status: 'Success' });
+    sim.unplug(udid);
+    await dr.readToEnd();
+    expect(sim.state(udid)).toMatchObject({ attached: false, mode: 'normal' });
+    await sim.replug(udid);
+    expect(sim.state(udid)).toMatchObject({ attached: true, mode: 'normal' });
+  });
+});
+
 describe('faults at the socket level', () => {
   let sim: Simulator;
   let udid: string;
