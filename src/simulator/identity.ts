@@ -89,11 +89,15 @@ export interface DeviceIdentity {
   regionInfo: string;
 }
 
-/** Characters Apple uses in 12-character serial numbers: digits and consonants (no vowels, so no O/0 or I/1 confusion). */
+/**
+ * Serial numbers. Until spring 2021 Apple used 12 characters `FFF Y W NNN MMMM` (factory, half-year,
+ * week in the half-year, unit, model/config); products launched since (iPhone 13 / iPadOS 15
+ * generation on) get randomized 10-character serials. Neither uses vowels, so O/0 and I/1 never clash.
+ */
 const SERIAL_ALPHABET = '0123456789BCDFGHJKLMNPQRTVWXYZ';
-/** Year/half-year codes (position 4). */
-const SERIAL_YEAR = 'CDFGHJKLMNPQRTVWXY';
-/** Week-of-half-year codes (position 5). */
+/** Half-year codes, two per year over a decade (2019: Y Z, 2020: C D, 2021: F G). */
+const SERIAL_HALF_YEARS_2019_2021 = 'YZCDFG';
+/** Week-in-half-year codes (1–27). */
 const SERIAL_WEEK = '123456789CDFGHJKLMNPQRTVWXY';
 /** Factory codes seen on iPads and iPhones (positions 1–3). */
 const FACTORIES = ['DMP', 'DLX', 'F4G', 'F9F', 'GG7', 'DMQ', 'DNP', 'H4H', 'G6T', 'F17', 'DX3', 'C39'];
@@ -102,13 +106,14 @@ const APPLE_OUIS = ['f0:d1:a9', 'a4:83:e7', '3c:22:fb', 'bc:d0:74', '8c:85:90', 
 const STORAGE_GB = [64, 128, 256, 512];
 const REGIONS = ['J/A', 'LL/A', 'ZA/A', 'B/A', 'FD/A'];
 
-function serialNumber(rng: SeededRandom, productType: string): string {
+function serialNumber(rng: SeededRandom, productType: string, model: ProductModel): string {
   const chars = (alphabet: string, n: number): string =>
     Array.from({ length: n }, () => alphabet[rng.int(alphabet.length)] ?? '0').join('');
+  if (model.firstMajor >= 15) return chars(SERIAL_ALPHABET.slice(1), 1) + chars(SERIAL_ALPHABET, 9);
   // The last four characters encode the model configuration: stable per product type.
   const cfg = createHash('sha1').update(productType).digest();
   const configCode = Array.from(cfg.subarray(0, 4), (b) => SERIAL_ALPHABET[b % SERIAL_ALPHABET.length] ?? '0').join('');
-  return `${rng.pick(FACTORIES)}${chars(SERIAL_YEAR, 1)}${chars(SERIAL_WEEK, 1)}${chars(SERIAL_ALPHABET, 3)}${configCode}`;
+  return `${rng.pick(FACTORIES)}${chars(SERIAL_HALF_YEARS_2019_2021, 1)}${chars(SERIAL_WEEK, 1)}${chars(SERIAL_ALPHABET, 3)}${configCode}`;
 }
 
 function mac(rng: SeededRandom): string {
@@ -152,7 +157,7 @@ export function generateIdentity(seed: string, index: number, productType?: stri
   const release = pickRelease(rng, model);
   return {
     udid,
-    serial: serialNumber(rng, chosen),
+    serial: serialNumber(rng, chosen, model),
     ecid,
     productType: chosen,
     model,

@@ -804,6 +804,8 @@ describe('identities', () => {
     expect(modern.udid).toMatch(/^00008101-00[0-9A-F]{14}$/);
     expect(modern.udid.slice(9)).toBe(modern.ecid.toString(16).toUpperCase().padStart(16, '0'));
     const legacy = generateIdentity('ids', 1, 'iPad7,11');
+    expect(legacy.serial).toMatch(/^[A-Z0-9]{3}[YZCDFG][1-9CDFGHJKLMNPQRTVWXY][0-9BCDFGHJKLMNPQRTVWXYZ]{7}$/);
+    expect(modern.serial).toHaveLength(10);
     expect(legacy.udid).toMatch(/^[0-9a-f]{40}$/);
     expect(legacy.model.name).toBe('iPad (7th generation)');
     expect(Number(legacy.productVersion.split('.')[0])).toBeLessThanOrEqual(18);
@@ -811,7 +813,12 @@ describe('identities', () => {
     expect(big.length).toBeGreaterThan(10);
     for (let i = 0; i < 20; i++) {
       const id = generateIdentity('serials', i);
-      expect(id.serial).toMatch(/^[0-9BCDFGHJKLMNPQRTVWXYZ]{12}$/);
+      // 12-character structured serials before 2021 launches, randomized 10-character ones after.
+      expect(id.serial).toMatch(
+        id.model.firstMajor >= 15
+          ? /^[1-9BCDFGHJKLMNPQRTVWXYZ][0-9BCDFGHJKLMNPQRTVWXYZ]{9}$/
+          : /^[0-9BCDFGHJKLMNPQRTVWXYZ]{12}$/,
+      );
       expect(id.wifiAddress).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
     }
   });
