@@ -159,6 +159,34 @@ function summaryOf(row: Pick<IdentityRow, 'id' | 'org' | 'fingerprint' | 'notBef
 }
 
 /**
+ * Makes a new identity without storing it: an RSA key (node:crypto, off the event loop) and an
+ * Apple Configurator-shaped certificate (see `certificate.ts`), valid 10 years from `now`.
+ * Throws `usage/invalid-argument` (bad org or country) and `identity/weak-key` (keyBits outside 2048–8192).
+ */
+export async function createIdentityMaterial(input: {
+  org: string;
+  country?: string;
+  keyBits?: number;
+  now?: Date;
+}): Promise<IdentityMaterial> {
+  const org = checkOrg(input.org);
+  const keyBits = input.keyBits ?? 2048;
+  if (!Number.isInteger(keyBits) || keyBits < MIN_RSA_BITS || keyBits > 8192) {
+    throw new KitError('identity/weak-key', `RSA keys of ${MIN_RSA_BITS}–8192 bits only, not ${keyBits}`);
+  }
+  const now = input.now ?? new Date();
+  const { publicKey, privateKey } = await generateKeyPair('rsa', { modulusLength: keyBits });
+  const certificateDer = createSupervisionCertificate({
+    org,
+    publicKey,
+    privateKey,
+    now,
+    ...(input.country === undefined ? {} : { country: input.country }),
+  });
+  return validateMaterial([certificateDer], [privateKey], 'new identity', now);
+}
+
+/**
  * Create, import, export, list, unlock, sign with and delete supervision identities. See the file
  * comment for the lifecycle; each method lists its error codes.
  */
@@ -197,22 +225,9 @@ export class IdentityService {
   async create(input: CreateIdentityInput): Promise<IdentitySummary> {
     const org = checkOrg(input.org);
     const id = checkId(input.id ?? makeIdentityId(org));
-    const keyBits = input.keyBits ?? 2048;
-    if (!Number.isInteger(keyBits) || keyBits < MIN_RSA_BITS || keyBits > 8192) {
-      throw new KitError('identity/weak-key', `RSA keys of ${MIN_RSA_BITS}–8192 bits only, not ${keyBits}`);
-    }
     this.#refuseTakenId(id);
-    const { publicKey, privateKey } = await generateKeyPair('rsa', { modulusLength: keyBits });
-    const now = this.#now();
-    const certificateDer = createSupervisionCertificate({
-      org,
-      publicKey,
-      privateKey,
-      now,
-      ...(input.country === undefined ? {} : { country: input.country }),
-    });
-    const material = validateMaterial([certificateDer], [privateKey], 'new identity', now);
-    return this.#store(material, { id, org, action: 'identity/created', details: { keyBits } });
+    const material = await createIdentityMaterial({ ...input, org, now: this.#now() });
+    return this.#store(material, { id, org, action: 'identity/created', details: { keyBits: input.keyBits ?? 2048 } });
   }
 
   /**
