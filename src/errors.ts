@@ -117,6 +117,28 @@ export const ERROR_CODES = {
   'lockdown/invalid-connection': spec(false),
   'lockdown/unknown-error': spec(false),
   'diagnostics/failed': spec(false),
+  // MCInstall (com.apple.mobile.MCInstall) ErrorChain / Status → code, at the device edge (protocols.md §4.2).
+  'mcinstall/cloud-config-present': spec(false),
+  'mcinstall/not-activated': spec(false),
+  'mcinstall/ade-assigned': spec(false),
+  'mcinstall/device-locked': spec(false),
+  'mcinstall/escalation-rejected': spec(false),
+  'mcinstall/not-escalated': spec(false),
+  'mcinstall/profile-rejected': spec(false),
+  'mcinstall/failed': spec(false),
+  // activation through mobileactivationd and Apple's activation server (protocols.md §6).
+  'activation/offline': spec(true),
+  'activation/locked': spec(false),
+  'activation/failed': spec(false),
+
+  // kitting/ pipeline steps and the job runner (src/kitting/steps.ts, runner.ts)
+  'kitting/erase-needed': spec(false),
+  'kitting/erase-not-allowed': spec(false),
+  'kitting/erase-not-confirmed': spec(false),
+  'kitting/ade-assigned': spec(false),
+  'kitting/signer-required': spec(false),
+  'kitting/profile-unavailable': spec(false),
+  'kitting/cancelled': spec(false),
 
   // simulator/ (virtual usbmuxd and devices, sim-ctl)
   'sim/unknown-device': spec(false, 'not-found'),

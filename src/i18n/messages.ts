@@ -461,6 +461,165 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: '端末が再起動・システム終了の要求を実行できませんでした', action: '端末を接続し直して、もう一度お試しください。' },
     en: { title: 'The device could not restart or shut down', action: 'Plug the device in again and retry.' },
   },
+  'mcinstall/cloud-config-present': {
+    ja: {
+      title: '端末にはすでに監視用の構成（クラウド構成）があります',
+      action: '別の構成に変えるには、すべてのコンテンツと設定を消去してから準備し直してください。',
+    },
+    en: {
+      title: 'The device already has a cloud configuration',
+      action: 'To change it, erase all content and settings, then prepare the device again.',
+    },
+  },
+  'mcinstall/not-activated': {
+    ja: {
+      title: '端末がアクティベーション（Apple）されていないため構成を書き込めません',
+      action: '端末をアクティベーションしてから、もう一度準備してください。',
+    },
+    en: {
+      title: 'The device is not activated, so it refused the configuration',
+      action: 'Activate the device, then prepare it again.',
+    },
+  },
+  'mcinstall/ade-assigned': {
+    ja: {
+      title: '端末は自動デバイス登録（DEP）に割り当てられています',
+      action: '設定アシスタントで自動デバイス登録の手順で準備するか、Apple Business Manager で割り当てを解除してください。',
+    },
+    en: {
+      title: 'The device is assigned to Automated Device Enrollment (DEP)',
+      action: 'Set it up through Automated Device Enrollment, or remove the assignment in Apple Business Manager.',
+    },
+  },
+  'mcinstall/device-locked': {
+    ja: { title: '端末がロックされています', action: '端末のロックを解除してください。' },
+    en: { title: 'The device is locked', action: 'Unlock the device.' },
+  },
+  'mcinstall/escalation-rejected': {
+    ja: {
+      title: '端末がこの監視用IDを受け付けませんでした',
+      action: 'ブループリントの監視用ID（証明書と秘密鍵）が、この端末を監視している組織のものか確認してください。',
+    },
+    en: {
+      title: 'The device rejected this supervision identity',
+      action: "Check that the blueprint's supervision identity is the one that supervises this device.",
+    },
+  },
+  'mcinstall/not-escalated': {
+    ja: {
+      title: '監視用IDでの認証前に、監視対象向けの操作をしようとしました',
+      action: 'ログを保存して開発者に連絡してください。',
+    },
+    en: {
+      title: 'A supervised operation was attempted before authenticating with the supervision identity',
+      action: 'Save the log and contact the developers.',
+    },
+  },
+  'mcinstall/profile-rejected': {
+    ja: {
+      title: '端末が構成プロファイルを受け付けませんでした',
+      action: 'プロファイルの内容と署名を確認してください（理由はメッセージに表示）。',
+    },
+    en: {
+      title: 'The device rejected the configuration profile',
+      action: 'Check the profile and its signature (the reason is in the message).',
+    },
+  },
+  'mcinstall/failed': {
+    ja: { title: '端末が構成の要求を実行できませんでした', action: 'メッセージのエラー番号を確認し、もう一度お試しください。' },
+    en: {
+      title: 'The device could not carry out the configuration request',
+      action: 'Check the error number in the message and retry.',
+    },
+  },
+  'activation/offline': {
+    ja: {
+      title: 'インターネット接続待ち：アクティベーション（Apple）にはインターネットが必要です',
+      action: 'キッティングステーションをインターネットに接続してください。接続されると続きから再開します。',
+    },
+    en: {
+      title: "Waiting for internet: activation needs Apple's servers",
+      action: 'Connect the station to the internet; the job resumes where it stopped.',
+    },
+  },
+  'activation/locked': {
+    ja: {
+      title: '端末にアクティベーションロックがかかっています',
+      action: '以前の所有者の Apple アカウントで「探す」をオフにするか、Apple Business Manager でロックを解除してください。',
+    },
+    en: {
+      title: 'The device is Activation Locked',
+      action: "Turn off Find My with the previous owner's Apple Account, or clear the lock in Apple Business Manager.",
+    },
+  },
+  'activation/failed': {
+    ja: { title: 'アクティベーション（Apple）に失敗しました', action: '端末を接続し直して、もう一度お試しください。' },
+    en: { title: 'Activation failed', action: 'Plug the device in again and retry.' },
+  },
+  'kitting/erase-needed': {
+    ja: {
+      title: '端末の構成がこのブループリントと異なるため、消去が必要です',
+      action: '相違点を確認し、ブループリントで「必要に応じて消去」をオンにして、消去を確認したうえで準備してください。',
+    },
+    en: {
+      title: 'The device is configured differently from this blueprint and must be erased',
+      action: 'Review the differences, turn on "Erase if needed" in the blueprint, and confirm the erase.',
+    },
+  },
+  'kitting/erase-not-allowed': {
+    ja: {
+      title: '消去が必要ですが、ブループリントで消去が許可されていません',
+      action: 'ブループリントの「必要に応じて消去」をオンにするか、端末を手動で消去してください。',
+    },
+    en: {
+      title: 'The device must be erased, but the blueprint does not allow it',
+      action: 'Turn on "Erase if needed" in the blueprint, or erase the device by hand.',
+    },
+  },
+  'kitting/erase-not-confirmed': {
+    ja: {
+      title: '端末の消去には確認が必要です',
+      action: 'すべてのコンテンツと設定を消去してよいか確認してください（CLI では --yes を指定）。',
+    },
+    en: {
+      title: 'Erasing the device needs your confirmation',
+      action: 'Confirm that all content and settings may be erased (--yes on the command line).',
+    },
+  },
+  'kitting/ade-assigned': {
+    ja: {
+      title: '端末は自動デバイス登録（DEP）に割り当てられているため、手動で構成できません',
+      action: '設定アシスタントで自動デバイス登録の手順で準備するか、Apple Business Manager で割り当てを解除してください。',
+    },
+    en: {
+      title: 'The device has an Automated Device Enrollment (DEP) assignment and cannot be configured by hand',
+      action: 'Set it up through Automated Device Enrollment, or remove the assignment in Apple Business Manager.',
+    },
+  },
+  'kitting/signer-required': {
+    ja: {
+      title: 'この手順には監視用ID（証明書と秘密鍵）が必要です',
+      action: '監視用IDのパスフレーズを指定してください（--passphrase-file または KITTING_PASSPHRASE）。',
+    },
+    en: {
+      title: 'This step needs the supervision identity',
+      action: 'Give the vault passphrase (--passphrase-file or KITTING_PASSPHRASE).',
+    },
+  },
+  'kitting/profile-unavailable': {
+    ja: {
+      title: 'ブループリントの構成プロファイルを読み込めません',
+      action: 'プロファイルのファイルの場所、または MDM の設定を確認してください。',
+    },
+    en: {
+      title: "The blueprint's configuration profile cannot be loaded",
+      action: 'Check the profile file path or the MDM settings.',
+    },
+  },
+  'kitting/cancelled': {
+    ja: { title: 'キッティングが中止されました', action: '同じコマンドを実行すると続きから再開します。' },
+    en: { title: 'Kitting was cancelled', action: 'Run the same command again to resume.' },
+  },
   'sim/unknown-device': {
     ja: { title: '仮想端末が見つかりません', action: 'sim-ctl list で UDID を確認してください。' },
     en: { title: 'No such virtual device', action: 'Check the UDID with sim-ctl list.' },
