@@ -262,8 +262,14 @@ export const ERROR_MESSAGES: MessageTable = {
   },
   // device/ (usbmuxd, framing, lockdown, pairing, services)
   'usbmux/unavailable': {
-    ja: { title: 'usbmuxd に接続できません', action: 'Apple Mobile Device サービス（usbmuxd）が動いているか、--usbmuxd の指定を確認してください。' },
-    en: { title: 'Cannot reach usbmuxd', action: 'Check that usbmuxd (Apple Mobile Device Service) is running and the --usbmuxd address.' },
+    ja: {
+      title: 'usbmuxd に接続できません',
+      action: 'Apple Mobile Device サービス（usbmuxd）が動いているか、--usbmuxd の指定を確認してください。',
+    },
+    en: {
+      title: 'Cannot reach usbmuxd',
+      action: 'Check that usbmuxd (Apple Mobile Device Service) is running and the --usbmuxd address.',
+    },
   },
   'usbmux/bad-command': {
     ja: { title: 'usbmuxd が要求を受け付けませんでした', action: 'ログを保存して開発者に連絡してください。' },
@@ -275,23 +281,41 @@ export const ERROR_MESSAGES: MessageTable = {
   },
   'usbmux/connection-refused': {
     ja: { title: '端末が接続を拒否しました', action: '端末の起動完了を待ってからやり直してください。' },
-    en: { title: 'The device refused the connection', action: 'Wait until the device has finished starting up, then retry.' },
+    en: {
+      title: 'The device refused the connection',
+      action: 'Wait until the device has finished starting up, then retry.',
+    },
   },
   'usbmux/no-such-service': {
     ja: { title: '端末にそのサービスがありません', action: '端末の iOS バージョンを確認してください。' },
     en: { title: 'No such service on the device', action: 'Check the iOS version of the device.' },
   },
   'usbmux/bad-version': {
-    ja: { title: 'usbmuxd のプロトコルバージョンが合いません', action: 'usbmuxd（Apple Mobile Device サービス）を更新してください。' },
+    ja: {
+      title: 'usbmuxd のプロトコルバージョンが合いません',
+      action: 'usbmuxd（Apple Mobile Device サービス）を更新してください。',
+    },
     en: { title: 'usbmuxd protocol version mismatch', action: 'Update usbmuxd (Apple Mobile Device Service).' },
   },
   'usbmux/pair-record-failed': {
-    ja: { title: 'ペアリング情報を usbmuxd に保存・削除できません', action: 'usbmuxd の権限とディスクの空き容量を確認してください。' },
-    en: { title: 'usbmuxd could not store or delete the pairing record', action: 'Check usbmuxd permissions and free disk space.' },
+    ja: {
+      title: 'ペアリング情報を usbmuxd に保存・削除できません',
+      action: 'usbmuxd の権限とディスクの空き容量を確認してください。',
+    },
+    en: {
+      title: 'usbmuxd could not store or delete the pairing record',
+      action: 'Check usbmuxd permissions and free disk space.',
+    },
   },
   'usbmux/failed': {
-    ja: { title: 'usbmuxd がエラーを返しました', action: 'もう一度お試しください。続く場合はログを保存して開発者に連絡してください。' },
-    en: { title: 'usbmuxd returned an error', action: 'Retry; if it persists, save the log and contact the developers.' },
+    ja: {
+      title: 'usbmuxd がエラーを返しました',
+      action: 'もう一度お試しください。続く場合はログを保存して開発者に連絡してください。',
+    },
+    en: {
+      title: 'usbmuxd returned an error',
+      action: 'Retry; if it persists, save the log and contact the developers.',
+    },
   },
   'device/not-found': {
     ja: { title: '端末が接続されていません', action: 'UDID と USB ケーブルの接続を確認してください（kitting list）。' },
@@ -302,27 +326,54 @@ export const ERROR_MESSAGES: MessageTable = {
     en: { title: 'The device did not answer in time', action: 'Check the connection and retry.' },
   },
   'device/frame-too-large': {
-    ja: { title: '端末から異常な大きさのデータを受信しました', action: '端末を接続し直してください。続く場合は端末を再起動してください。' },
-    en: { title: 'The device sent an oversized message', action: 'Plug the device in again; if it persists, restart the device.' },
+    ja: {
+      title: '端末から異常な大きさのデータを受信しました',
+      action: '端末を接続し直してください。続く場合は端末を再起動してください。',
+    },
+    en: {
+      title: 'The device sent an oversized message',
+      action: 'Plug the device in again; if it persists, restart the device.',
+    },
   },
   'device/bad-reply': {
-    ja: { title: '端末からの応答を読み取れません', action: '端末を接続し直してください。続く場合は端末を再起動してください。' },
-    en: { title: 'Unreadable reply from the device', action: 'Plug the device in again; if it persists, restart the device.' },
+    ja: {
+      title: '端末からの応答を読み取れません',
+      action: '端末を接続し直してください。続く場合は端末を再起動してください。',
+    },
+    en: {
+      title: 'Unreadable reply from the device',
+      action: 'Plug the device in again; if it persists, restart the device.',
+    },
   },
   'device/connection-lost': {
     ja: { title: '端末との接続が切れました', action: 'ケーブルを確認してください。自動で再試行します。' },
-    en: { title: 'The connection to the device was lost', action: 'Check the cable; the station retries automatically.' },
+    en: {
+      title: 'The connection to the device was lost',
+      action: 'Check the cable; the station retries automatically.',
+    },
   },
   'device/tls-failed': {
-    ja: { title: '端末との暗号化通信を開始できません', action: '端末のペアリングを解除して、もう一度ペアリングしてください。' },
+    ja: {
+      title: '端末との暗号化通信を開始できません',
+      action: '端末のペアリングを解除して、もう一度ペアリングしてください。',
+    },
     en: { title: 'Secure session with the device failed', action: 'Unpair the device and pair it again.' },
   },
   'device/wrong-mode': {
-    ja: { title: '端末が通常モードではありません', action: '端末を通常起動させてからやり直してください（リカバリーモード / DFUモードでは操作できません）。' },
-    en: { title: 'The device is not in normal mode', action: 'Boot the device normally and retry (recovery/DFU mode cannot do this).' },
+    ja: {
+      title: '端末が通常モードではありません',
+      action: '端末を通常起動させてからやり直してください（リカバリーモード / DFUモードでは操作できません）。',
+    },
+    en: {
+      title: 'The device is not in normal mode',
+      action: 'Boot the device normally and retry (recovery/DFU mode cannot do this).',
+    },
   },
   'pairing/invalid-record': {
-    ja: { title: 'ペアリング情報が壊れています', action: '端末のペアリングを解除して、もう一度ペアリングしてください。' },
+    ja: {
+      title: 'ペアリング情報が壊れています',
+      action: '端末のペアリングを解除して、もう一度ペアリングしてください。',
+    },
     en: { title: 'The pairing record is damaged', action: 'Unpair the device and pair it again.' },
   },
   'pairing/failed': {
@@ -362,19 +413,31 @@ export const ERROR_MESSAGES: MessageTable = {
     en: { title: 'The device is locked with a passcode', action: 'Unlock the device.' },
   },
   'lockdown/trust-denied': {
-    ja: { title: '端末で「信頼しない」が選ばれました', action: '端末を接続し直し、「このコンピュータを信頼しますか?」で「信頼」をタップしてください。' },
-    en: { title: 'Trust was declined on the device', action: 'Plug the device in again and tap "Trust" on "Trust This Computer?".' },
+    ja: {
+      title: '端末で「信頼しない」が選ばれました',
+      action: '端末を接続し直し、「このコンピュータを信頼しますか?」で「信頼」をタップしてください。',
+    },
+    en: {
+      title: 'Trust was declined on the device',
+      action: 'Plug the device in again and tap "Trust" on "Trust This Computer?".',
+    },
   },
   'lockdown/trust-pending': {
     ja: { title: '端末で信頼の確認を待っています', action: '端末で「信頼」をタップしてください。' },
     en: { title: 'Waiting for Trust on the device', action: 'Tap "Trust" on the device.' },
   },
   'lockdown/missing-host-id': {
-    ja: { title: 'ペアリング情報にホストIDがありません', action: '端末のペアリングを解除して、もう一度ペアリングしてください。' },
+    ja: {
+      title: 'ペアリング情報にホストIDがありません',
+      action: '端末のペアリングを解除して、もう一度ペアリングしてください。',
+    },
     en: { title: 'The pairing record has no host ID', action: 'Unpair the device and pair it again.' },
   },
   'lockdown/invalid-host-id': {
-    ja: { title: '端末側でペアリングが解除されています', action: 'もう一度ペアリングしてください（端末で「信頼」をタップしてください）。' },
+    ja: {
+      title: '端末側でペアリングが解除されています',
+      action: 'もう一度ペアリングしてください（端末で「信頼」をタップしてください）。',
+    },
     en: { title: 'The pairing was removed on the device', action: 'Pair again (tap "Trust" on the device).' },
   },
   'lockdown/session-active': {
@@ -410,11 +473,17 @@ export const ERROR_MESSAGES: MessageTable = {
     en: { title: 'The pairing record is missing', action: 'Pair again.' },
   },
   'lockdown/save-pair-record-failed': {
-    ja: { title: '端末がペアリング情報を保存できませんでした', action: '端末を再起動して、もう一度ペアリングしてください。' },
+    ja: {
+      title: '端末がペアリング情報を保存できませんでした',
+      action: '端末を再起動して、もう一度ペアリングしてください。',
+    },
     en: { title: 'The device could not store the pairing', action: 'Restart the device and pair again.' },
   },
   'lockdown/invalid-pair-record': {
-    ja: { title: '端末がペアリング情報を受け付けませんでした', action: '端末のペアリングを解除して、もう一度ペアリングしてください。' },
+    ja: {
+      title: '端末がペアリング情報を受け付けませんでした',
+      action: '端末のペアリングを解除して、もう一度ペアリングしてください。',
+    },
     en: { title: 'The device rejected the pairing record', action: 'Unpair the device and pair it again.' },
   },
   'lockdown/invalid-activation-record': {
@@ -426,7 +495,10 @@ export const ERROR_MESSAGES: MessageTable = {
     en: { title: 'The activation record is missing', action: 'Activate again.' },
   },
   'lockdown/service-prohibited': {
-    ja: { title: '端末がそのサービスの開始を許可しませんでした', action: '端末のロックを解除して、もう一度お試しください。' },
+    ja: {
+      title: '端末がそのサービスの開始を許可しませんでした',
+      action: '端末のロックを解除して、もう一度お試しください。',
+    },
     en: { title: 'The device does not allow that service', action: 'Unlock the device and retry.' },
   },
   'lockdown/escrow-locked': {
@@ -438,16 +510,28 @@ export const ERROR_MESSAGES: MessageTable = {
     en: { title: 'Pairing is not allowed over this connection', action: 'Connect with a USB cable to pair.' },
   },
   'lockdown/fmip-protected': {
-    ja: { title: '「探す」で保護されています', action: '端末の「探す」をオフにするか、アクティベーションロックを解除してください。' },
+    ja: {
+      title: '「探す」で保護されています',
+      action: '端末の「探す」をオフにするか、アクティベーションロックを解除してください。',
+    },
     en: { title: 'Protected by Find My', action: 'Turn off Find My on the device or clear Activation Lock.' },
   },
   'lockdown/mc-protected': {
-    ja: { title: '構成プロファイルによりペアリングが禁止されています', action: '監視用ID（証明書と秘密鍵）でペアリングしてください。' },
+    ja: {
+      title: '構成プロファイルによりペアリングが禁止されています',
+      action: '監視用ID（証明書と秘密鍵）でペアリングしてください。',
+    },
     en: { title: 'Pairing is blocked by the device configuration', action: 'Pair with the supervision identity.' },
   },
   'lockdown/mc-challenge-required': {
-    ja: { title: '監視対象の端末のため監視用IDが必要です', action: '監視用ID（証明書と秘密鍵）を指定してペアリングしてください。' },
-    en: { title: 'Supervised device: the supervision identity is required', action: 'Pair with the supervision identity.' },
+    ja: {
+      title: '監視対象の端末のため監視用IDが必要です',
+      action: '監視用ID（証明書と秘密鍵）を指定してペアリングしてください。',
+    },
+    en: {
+      title: 'Supervised device: the supervision identity is required',
+      action: 'Pair with the supervision identity.',
+    },
   },
   'lockdown/invalid-connection': {
     ja: { title: '端末が接続を受け付けませんでした', action: '端末を接続し直して、もう一度お試しください。' },
@@ -455,10 +539,16 @@ export const ERROR_MESSAGES: MessageTable = {
   },
   'lockdown/unknown-error': {
     ja: { title: '端末が不明なエラーを返しました', action: 'メッセージのエラー名を添えて開発者に連絡してください。' },
-    en: { title: 'The device returned an unknown error', action: 'Contact the developers with the error name from the message.' },
+    en: {
+      title: 'The device returned an unknown error',
+      action: 'Contact the developers with the error name from the message.',
+    },
   },
   'diagnostics/failed': {
-    ja: { title: '端末が再起動・システム終了の要求を実行できませんでした', action: '端末を接続し直して、もう一度お試しください。' },
+    ja: {
+      title: '端末が再起動・システム終了の要求を実行できませんでした',
+      action: '端末を接続し直して、もう一度お試しください。',
+    },
     en: { title: 'The device could not restart or shut down', action: 'Plug the device in again and retry.' },
   },
   'mcinstall/cloud-config-present': {
