@@ -139,6 +139,18 @@ describe('restart through diagnostics_relay', () => {
     expect(again.pairedNow).toBe(false);
   });
 
+  it('EnterRecovery: the device leaves usbmuxd (recovery mode is watched over USB, not usbmuxd)', async () => {
+    const { sim, mux, watcher } = await setup(1);
+    const udid = sim.udids()[0] as string;
+    const detached = nextEvent(watcher, 'detached', udid);
+    const session = await openDevice(mux, udid);
+    await session.lockdown.enterRecovery();
+    await session.close();
+    await detached;
+    expect(watcher.get(udid)).toBeUndefined();
+    expect(sim.state(udid).mode).toBe('recovery');
+  });
+
   it('shutdown: the device leaves and does not come back', async () => {
     const { sim, mux, watcher } = await setup(1);
     const udid = sim.udids()[0] as string;
