@@ -1,7 +1,8 @@
 /**
  * Device client speed against the virtual fleet (a `kitting sim` child process, over loopback):
  *
- * - in-session `GetValue` round trip, p50 and p99 (target p50 ≤ 0.3 ms);
+ * - in-session `GetValue` round trip, p50 and p99 (target p50 ≤ 0.3 ms), with the simulator as a
+ *   separate process and, for comparison, in this process (no scheduler hops between processes);
  * - `info` (every lockdown value, in a TLS session) for 64 devices: our client in-process and
  *   concurrent, beside libimobiledevice's `ideviceinfo` run for the same 64 devices (64 processes
  *   at once) in the same run; target: less time than ideviceinfo.
@@ -17,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDevice } from '../src/device/device.ts';
 import { UsbmuxClient } from '../src/device/usbmux.ts';
+import { startSimulator } from '../src/simulator/index.ts';
 import { Station } from '../src/station.ts';
 import type { BenchResult } from './types.ts';
 
@@ -83,6 +85,32 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
+async function getValueRounds(run: () => Promise<unknown>, warmup = 300, rounds = 3000): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < warmup; i++) await run();
+  for (let i = 0; i < rounds; i++) {
+    const t = process.hrtime.bigint();
+    await run();
+    out.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** The same round trip with the simulator in this process: client and device CPU only, no scheduler hops between processes. */
+async function inProcessRounds(): Promise<number[]> {
+  const sim = await startSimulator({ devices: 1, preset: 'fresh', timing: 'none' });
+  try {
+    const session = await openDevice(new UsbmuxClient(sim.usbmuxdAddress), sim.udids()[0] as string);
+    try {
+      return await getValueRounds(() => session.lockdown.getValue(undefined, 'ProductVersion'));
+    } finally {
+      await session.close();
+    }
+  } finally {
+    await sim.stop();
+  }
+}
+
 function ideviceinfo(udid: string, usbmuxd: string): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(
@@ -112,20 +140,15 @@ export async function run(): Promise<BenchResult[]> {
     // 1. In-session GetValue round trip.
     const first = sim.devices[0] as string;
     const session = await openDevice(usbmux, first);
-    const rounds: number[] = [];
+    let rounds: number[];
     try {
-      for (let i = 0; i < 300; i++) await session.lockdown.getValue(undefined, 'ProductVersion');
-      for (let i = 0; i < 3000; i++) {
-        const t = process.hrtime.bigint();
-        await session.lockdown.getValue(undefined, 'ProductVersion');
-        rounds.push(Number(process.hrtime.bigint() - t) / 1e6);
-      }
+      rounds = await getValueRounds(() => session.lockdown.getValue(undefined, 'ProductVersion'));
     } finally {
       await session.close();
     }
-    rounds.sort((a, b) => a - b);
     const p50 = percentile(rounds, 50);
     const p99 = percentile(rounds, 99);
+    const local = await inProcessRounds();
 
     // 2. info for every device: ours (in-process, concurrent), then ideviceinfo (64 processes at once).
     await Promise.all(sim.devices.slice(0, 4).map((u) => station.info(u))); // warm-up
@@ -142,6 +165,14 @@ export async function run(): Promise<BenchResult[]> {
     return [
       { name: 'GetValue in session: p50', value: p50, unit: 'ms', target: '≤ 0.3 ms', ok: p50 <= 0.3 },
       { name: 'GetValue in session: p99', value: p99, unit: 'ms' },
+      {
+        name: 'GetValue, sim in-process: p50',
+        value: percentile(local, 50),
+        unit: 'ms',
+        target: '≤ 0.3 ms',
+        ok: percentile(local, 50) <= 0.3,
+      },
+      { name: 'GetValue, sim in-process: p99', value: percentile(local, 99), unit: 'ms' },
       { name: `info × ${DEVICES}: ours (concurrent)`, value: oursMs, unit: 'ms' },
       { name: `info × ${DEVICES}: ideviceinfo (64 processes)`, value: theirsMs, unit: 'ms' },
       { name: 'info: ideviceinfo time / ours', value: ratio, unit: '×', target: '> 1× (ours faster)', ok: ratio > 1 },
