@@ -603,8 +603,12 @@ export class UsbmuxClient {
       return value;
     }
     const n = resultNumber(reply);
-    if (n === undefined || n === 2 || n === 0) return null;
-    throw usbmuxResultError(n, 'ReadPairRecord', { udid });
+    // Only protocol-level refusals are errors. Any other answer without data means "no record":
+    // Linux usbmuxd says ENOENT (2), Apple's numbers are unconfirmed, and pymobiledevice3 and
+    // go-ios read every reply without PairRecordData as "not paired" (protocols.md §1.5).
+    if (n === 1 || n === 6) throw usbmuxResultError(n, 'ReadPairRecord', { udid });
+    if (n !== undefined && n !== 2) log.debug('ReadPairRecord: no record', { udid, number: n });
+    return null;
   }
 
   /**
