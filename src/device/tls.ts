@@ -4,6 +4,7 @@
  * certificate. Pair certificates are old-style (SHA-1, serial 0, empty DNs), so OpenSSL's security
  * level is lowered to 0; the protocol range follows the device's iOS version.
  */
+import { constants } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { KitError } from '../errors.ts';
@@ -21,7 +22,8 @@ export function majorVersion(productVersion: string | undefined): number | undef
 
 /**
  * TLS client options for a device: host certificate and key from `record`; `SECLEVEL=0`; TLS 1.0+
- * for iOS < 10 or an unknown version, TLS 1.2+ otherwise; no verification of the device.
+ * for iOS < 10 or an unknown version, TLS 1.2+ otherwise; legacy renegotiation allowed; no
+ * verification of the device.
  */
 export function deviceTlsOptions(
   record: Pick<PairRecord, 'hostCertificate' | 'hostPrivateKey'>,
@@ -35,6 +37,9 @@ export function deviceTlsOptions(
     ciphers: 'DEFAULT:@SECLEVEL=0',
     minVersion: major === undefined || major < 10 ? 'TLSv1' : 'TLSv1.2',
     maxVersion: 'TLSv1.3',
+    // Old iOS lacks RFC 5746 secure renegotiation; OpenSSL 3 refuses such servers unless told
+    // otherwise (libimobiledevice and pymobiledevice3 set the same option).
+    secureOptions: constants.SSL_OP_LEGACY_SERVER_CONNECT,
     // Device certificates have empty names; there is nothing to match.
     checkServerIdentity: () => undefined,
   };

@@ -200,6 +200,9 @@ describe('session TLS options (§3.5)', () => {
       ciphers: 'DEFAULT:@SECLEVEL=0',
     });
     expect(deviceTlsOptions(r, '17.5').minVersion).toBe('TLSv1.2');
+    expect((deviceTlsOptions(r, '17.5').secureOptions ?? 0) & crypto.constants.SSL_OP_LEGACY_SERVER_CONNECT).not.toBe(
+      0,
+    );
     expect(deviceTlsOptions(r, undefined).minVersion).toBe('TLSv1');
     expect(majorVersion('10.0')).toBe(10);
     expect(majorVersion('x')).toBeUndefined();
