@@ -176,8 +176,12 @@ export async function openDevice(
     const productVersion = typeof version === 'string' ? version : undefined;
     let record = await loadPairRecord(usbmux, udid);
     let pairedNow = false;
+    // iOS < 7 wants ValidatePair before StartSession (libimobiledevice does the same).
+    const major = majorVersion(productVersion);
+    const legacy = major !== undefined && major < 7;
     if (record !== null) {
       try {
+        if (legacy) await lockdown.validatePair(record);
         await lockdown.startSession(record);
       } catch (err) {
         if (!hasCode(err, 'lockdown/invalid-host-id', 'device/tls-failed') || !mayPair) throw err;

@@ -10,6 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openDevice } from '../../src/device/device.ts';
+import { encodeFrame } from '../../src/device/framing.ts';
 import { LockdownClient } from '../../src/device/lockdown.ts';
 import { certificateFacts, pairRecordFromPlist } from '../../src/device/pairing.ts';
 import { deviceTlsOptions, startTls } from '../../src/device/tls.ts';
@@ -229,6 +231,37 @@ describe('recorded usbmuxd exchanges over a real socket', () => {
     }
     expect(server.lockdownRequests.map((r) => r.Request)).toEqual(['QueryType', 'GetValue', 'GetValue']);
     expect(server.lockdownRequests[1]).toMatchObject({ Key: 'ProductVersion', Label: 'kitting' });
+  });
+
+  it('openDevice on an iOS 6 device: the stored record, ValidatePair, then StartSession', async () => {
+    const server = await replayServer([
+      fixture('lockdownquerytypemessage.bin'),
+      encodeFrame({ Key: 'ProductVersion', Request: 'GetValue', Value: '6.1.3' }),
+      encodeFrame({ Request: 'ValidatePair' }),
+      encodeFrame({ Request: 'StartSession', SessionID: 'S-1', EnableSessionSSL: false }),
+    ]);
+    const session = await openDevice(new UsbmuxClient(server.address), UDID);
+    expect(session.pairedNow).toBe(false);
+    expect(session.productVersion).toBe('6.1.3');
+    expect(session.lockdown.sessionId).toBe('S-1');
+    session.lockdown.close();
+    expect(server.lockdownRequests.map((r) => r.Request)).toEqual([
+      'QueryType',
+      'GetValue',
+      'ValidatePair',
+      'StartSession',
+    ]);
+    expect(server.lockdownRequests[3]).toMatchObject({
+      HostID: session.record.hostId,
+      SystemBUID: session.record.systemBuid,
+    });
+    expect(Object.keys(server.lockdownRequests[2]?.PairRecord as object).sort()).toEqual([
+      'DeviceCertificate',
+      'HostCertificate',
+      'HostID',
+      'RootCertificate',
+      'SystemBUID',
+    ]);
   });
 
   it('a missing daemon socket is usbmux/unavailable', async () => {
