@@ -7,5 +7,6 @@
  */
 import type { Migration } from '../db.ts';
 import * as m0001 from './0001-identities.ts';
+import * as m0002 from './0002-jobs.ts';
 
-export const MIGRATIONS: readonly Migration[] = [m0001];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002];
