@@ -4,6 +4,7 @@ import { registerSim } from './sim.ts';
 import { registerPlist } from './plist.ts';
 import { registerBlueprint } from './blueprint.ts';
 import { registerDevice } from './device.ts';
+import { registerJobs } from './jobs.ts';
 import { registerIdentity } from './identity.ts';
 
 export type RegisterCommand = (program: Command) => void;
@@ -13,5 +14,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerPlist,
   registerBlueprint,
   registerDevice,
+  registerJobs,
   registerIdentity,
 ];
