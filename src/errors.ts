@@ -145,6 +145,8 @@ export const ERROR_CODES = {
   'sim/invalid-state': spec(false),
   'sim/control-unreachable': spec(true),
   'sim/start-failed': spec(false),
+  'sim/setup-needs-credentials': spec(false),
+  'sim/setup-failed': spec(false),
 } as const satisfies Record<string, CodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

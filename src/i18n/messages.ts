@@ -726,6 +726,26 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: 'シミュレーターを起動できませんでした', action: 'ソケットのパスやポートが使用中でないか確認してください。' },
     en: { title: 'The simulator could not start', action: 'Check that the socket path or port is free.' },
   },
+  'sim/setup-needs-credentials': {
+    ja: {
+      title: '仮想端末のリモートマネジメント画面がユーザ名とパスワードを求めています',
+      action: 'sim-ctl setup に --username と --password を付けて実行してください。',
+    },
+    en: {
+      title: 'The virtual device’s Remote Management pane asks for a user name and password',
+      action: 'Run sim-ctl setup again with --username and --password.',
+    },
+  },
+  'sim/setup-failed': {
+    ja: {
+      title: '仮想端末のセットアップ（MDM 登録）に失敗しました',
+      action: 'メッセージの HTTP 応答と ConfigurationURL を確認してください。',
+    },
+    en: {
+      title: 'The virtual device could not finish Setup Assistant (MDM enrollment failed)',
+      action: 'Check the HTTP answer in the message and the ConfigurationURL.',
+    },
+  },
 };
 
 /** The words for an error (KitError or anything thrown) in the given language. */
