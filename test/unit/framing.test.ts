@@ -7,7 +7,8 @@ import { KitError } from '../../src/errors.ts';
 import { PlistChannel, encodeFrame } from '../../src/device/framing.ts';
 import { encodeBinary } from '../../src/plist/index.ts';
 
-const FIXTURES = '/work/shared/fixtures/recorded';
+// The recorded bytes live beside the repository (/work/shared next to /work/main).
+const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/recorded');
 const recorded = ['lockdownquerytypemessage.bin', 'lockdowngetvaluemessage.bin', 'lockdowngettimemessage.bin'].map(
   (f) => fs.readFileSync(path.join(FIXTURES, f)),
 );

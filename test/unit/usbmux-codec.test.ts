@@ -15,7 +15,8 @@ import {
 } from '../../src/device/usbmux.ts';
 import { decodePlist, encodeXml, isPlistDict } from '../../src/plist/index.ts';
 
-const FIXTURES = '/work/shared/fixtures/recorded';
+// The recorded bytes live beside the repository (/work/shared next to /work/main).
+const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/recorded');
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name));
 
 describe('usbmuxd packet codec', () => {

@@ -18,7 +18,8 @@ import { deviceTlsOptions, startTls } from '../../src/device/tls.ts';
 import { UsbmuxClient, decodeUsbmuxHeader } from '../../src/device/usbmux.ts';
 import { decodePlist, isPlistDict, type PlistDict } from '../../src/plist/index.ts';
 
-const FIXTURES = '/work/shared/fixtures/recorded';
+// The recorded bytes live beside the repository (/work/shared next to /work/main).
+const FIXTURES = path.resolve(import.meta.dirname, '../../../shared/fixtures/recorded');
 const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name));
 const UDID = '63c3d055c4f83e960e5980fa68be0fbf7d4ba74c';
 
