@@ -240,7 +240,8 @@ export interface RunnerOptions {
   readonly db: Db;
   /**
    * The supervision identity of a blueprint's organization: its certificate, and a signer when the
-   * identity is unlocked. Called once per run of a job.
+   * identity is unlocked (a locked identity is not an error: `signer: null`). Called once per
+   * `runJob` / `resume`, before anything is written; its rejection rejects that call.
    */
   readonly supervisor: (blueprint: Blueprint) => Promise<SupervisorAccess>;
   readonly profiles: ProfileLoader;
@@ -262,9 +263,10 @@ export interface Runner {
   /**
    * Runs the blueprint on the device: continues the device's unfinished job for this blueprint, or
    * creates one. An unfinished job of another blueprint is cancelled first (superseded).
-   * Resolves with the outcome (never rejects for device or step failures; rejects with
-   * `usage/invalid-argument` when a job for this UDID is already running in this runner, and with
-   * `store/*` codes when the database fails).
+   * Resolves with the outcome (never rejects for device or step failures). Rejects, leaving the
+   * store untouched, with `usage/invalid-argument` when a job for this UDID is already running in
+   * this runner and with the `supervisor` callback's error (e.g. `identity/not-found`); rejects with
+   * `store/*` codes when the database fails.
    */
   runJob(input: RunJobInput): Promise<JobOutcome>;
   /**
@@ -302,6 +304,7 @@ export function createRunner(options: RunnerOptions): Runner {
   async function execute(
     job: JobRecord,
     blueprint: Blueprint,
+    supervisor: SupervisorAccess,
     device: KitDevice,
     confirmedErase: boolean,
     signal: AbortSignal,
@@ -338,11 +341,6 @@ export function createRunner(options: RunnerOptions): Runner {
     };
 
     if (signal.aborted) return cancelled();
-    const supervisor = await raceAbort(options.supervisor(blueprint), signal).catch((err: unknown) => {
-      if (signal.aborted) return null;
-      throw err;
-    });
-    if (supervisor === null) return cancelled();
 
     markJobRunning(db, job.id, resumed, iso());
     if (resumed) emit({ type: 'jobResumed', jobId: job.id, udid: job.udid, at: iso() });
@@ -505,15 +503,17 @@ export function createRunner(options: RunnerOptions): Runner {
       const udid = input.device.udid;
       return exclusive(udid, async () => {
         const signal = input.signal ?? new AbortController().signal;
-        let job = findUnfinishedJob(db, udid);
-        let resumed = job !== undefined;
-        if (job !== undefined && job.blueprintName !== input.blueprint.name) {
-          cancelJob(db, job.id, null, { supersededBy: input.blueprint.name }, iso());
-          emit({ type: 'jobCancelled', jobId: job.id, udid, at: iso(), stepId: null });
-          job = undefined;
-          resumed = false;
-        }
+        const unfinished = findUnfinishedJob(db, udid);
+        let job = unfinished?.blueprintName === input.blueprint.name ? unfinished : undefined;
+        const resumed = job !== undefined;
         const blueprint = job !== undefined ? snapshot(job) : input.blueprint;
+        // Resolved before anything is written: an unknown identity leaves the store untouched.
+        const supervisor = await options.supervisor(blueprint);
+        if (unfinished !== undefined && job === undefined) {
+          const at = iso();
+          cancelJob(db, unfinished.id, null, { supersededBy: input.blueprint.name }, at);
+          emit({ type: 'jobCancelled', jobId: unfinished.id, udid, at, stepId: null });
+        }
         if (job === undefined) {
           job = createJob(
             db,
@@ -531,17 +531,19 @@ export function createRunner(options: RunnerOptions): Runner {
           );
           emit({ type: 'jobCreated', jobId: job.id, udid, at: iso(), blueprint: job.blueprintName, seqN: job.seqN });
         }
-        return execute(job, blueprint, input.device, input.confirmedErase === true, signal, resumed);
+        return execute(job, blueprint, supervisor, input.device, input.confirmedErase === true, signal, resumed);
       });
     },
     async resume(udid, device, resumeOptions = {}) {
       if (device.udid !== udid) throw new KitError('bug', `resume(${udid}) was given the port of ${device.udid}`);
       const job = findUnfinishedJob(db, udid);
       if (job === undefined) return undefined;
-      return exclusive(udid, () =>
+      const blueprint = snapshot(job);
+      return exclusive(udid, async () =>
         execute(
           job,
-          snapshot(job),
+          blueprint,
+          await options.supervisor(blueprint),
           device,
           resumeOptions.confirmedErase === true,
           resumeOptions.signal ?? new AbortController().signal,

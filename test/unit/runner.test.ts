@@ -395,6 +395,29 @@ describe('stops with a reason', () => {
   });
 });
 
+describe('the supervision identity', () => {
+  it('an unknown identity rejects the call and writes nothing', async () => {
+    const device = new FakeKitDevice(presetState('fresh'));
+    const { runner, db } = h.runner({
+      supervisor: () => Promise.reject(new KitError('identity/not-found', 'no identity test-school')),
+    });
+    await expect(runner.runJob({ device, blueprint: testBlueprint() })).rejects.toMatchObject({
+      code: 'identity/not-found',
+    });
+    expect(listJobs(db)).toEqual([]);
+    expect(device.calls).toEqual([]);
+  });
+
+  it('a locked identity (no signer) fails where signing is needed, with kitting/signer-required', async () => {
+    const device = new FakeKitDevice(presetState('fresh'));
+    const out = await h.runner({ signer: null }).runner.runJob({ device, blueprint: testBlueprint() });
+    expect(out.status).toBe('failed');
+    expect(out.error?.code).toBe('kitting/signer-required');
+    expect(out.job.steps.find((s) => s.stepId === 'enroll')?.status).toBe('failed');
+    expect(device.appliedCount('setCloudConfiguration')).toBe(1);
+  });
+});
+
 describe('jobs and events', () => {
   it('emits past-tense events in order and persists the blueprint snapshot', async () => {
     const device = new FakeKitDevice(presetState('activated'));
