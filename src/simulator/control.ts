@@ -6,8 +6,10 @@
  * Routes: `GET /info`, `GET /devices`, `POST /devices` `{preset?}`, `GET /devices/:udid`,
  * `POST /devices/:udid/{unplug,replug,reboot,lock,unlock}`, `POST /devices/:udid/trust` `{mode}`,
  * `POST /devices/:udid/set` `{values}`, `POST /devices/:udid/fault` `{spec, once?}`,
- * `POST /devices/:udid/forget` `{hostId?}`,
- * `POST /usbmuxd/restart`.
+ * `POST /devices/:udid/forget` `{hostId?}`, `POST /devices/:udid/approve` `{identifier}`,
+ * `POST /devices/:udid/setup` `{action: "complete", username?, password?}`,
+ * `POST /usbmuxd/restart`, `GET /activation-url`, `POST /activation-server` `{failStatus: N|null}`,
+ * `GET /device-ca` (the simulated Apple device CA certificate as PEM text, not JSON).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,11 +17,36 @@ import { z } from 'zod';
 import { isErrorCode, KitError, toKitError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import type { DeviceStateJson } from './device.ts';
-import type { DeviceSummary, Simulator } from './simulator.ts';
+import type { SetupResult } from './setup-assistant.ts';
+import type { ActivationEndpoint, DeviceSummary, Simulator } from './simulator.ts';
+
+/** A route answer that is not JSON. */
+class RawAnswer {
+  readonly contentType: string;
+  readonly body: string;
+  constructor(contentType: string, body: string) {
+    this.contentType = contentType;
+    this.body = body;
+  }
+}
 
 const log = createLogger('simulator/control');
 
-const PlugBody = z.object({ preset: z.string().min(1).optional() }).strict();
+const PlugBody = z
+  .object({ preset: z.string().min(1).optional(), productType: z.string().min(1).optional() })
+  .strict();
+const ApproveBody = z.object({ identifier: z.string().min(1) }).strict();
+const SetupBody = z
+  .object({
+    action: z.literal('complete'),
+    username: z.string().optional(),
+    password: z.string().optional(),
+  })
+  .strict()
+  .refine((b) => (b.username === undefined) === (b.password === undefined), {
+    message: 'give username and password together',
+  });
+const ActivationServerBody = z.object({ failStatus: z.number().int().min(400).max(599).nullable() }).strict();
 const TrustBody = z.object({ mode: z.enum(['accept', 'deny', 'prompt']) }).strict();
 const SetBody = z
   .object({ values: z.record(z.string().min(1), z.union([z.string(), z.number(), z.boolean()])) })
@@ -54,7 +81,8 @@ export function parseControlTarget(spec: string | number): ControlTarget {
 
 function statusFor(err: KitError): number {
   if (err.code === 'sim/unknown-device') return 404;
-  if (err.code === 'sim/invalid-state') return 409;
+  if (err.code === 'sim/invalid-state' || err.code === 'sim/setup-needs-credentials' || err.code === 'sim/setup-failed')
+    return 409;
   if (err.exitCode === 2) return 400;
   return 500;
 }
@@ -100,8 +128,15 @@ async function route(sim: Simulator, method: string, pathname: string, body: unk
       control: sim.controlAddress,
       devices: sim.udids(),
       systemBuid: sim.systemBuid,
-      activationUrl: sim.activationUrl ?? null,
+      activationUrl: sim.activationUrl === '' ? null : sim.activationUrl,
     };
+  }
+  if (method === 'GET' && a === 'activation-url' && parts.length === 1) return sim.activation;
+  if (method === 'GET' && a === 'device-ca' && parts.length === 1)
+    return new RawAnswer('application/x-pem-file', sim.deviceCaPem);
+  if (method === 'POST' && a === 'activation-server' && parts.length === 1) {
+    sim.setActivationFailure(parse(ActivationServerBody, body).failStatus);
+    return sim.activation;
   }
   if (a === 'usbmuxd' && b === 'restart' && parts.length === 2 && method === 'POST') {
     parse(EmptyBody, body);
@@ -111,7 +146,10 @@ async function route(sim: Simulator, method: string, pathname: string, body: unk
   if (a !== 'devices') throw new KitError('usage/unknown-command', `no route ${method} ${pathname}`);
   if (parts.length === 1) {
     if (method === 'GET') return sim.list();
-    if (method === 'POST') return { udid: sim.plug(parse(PlugBody, body).preset) };
+    if (method === 'POST') {
+      const p = parse(PlugBody, body);
+      return { udid: sim.plug(p.preset, p.productType) };
+    }
   }
   if (b === undefined) throw new KitError('usage/unknown-command', `no route ${method} ${pathname}`);
   if (parts.length === 2 && method === 'GET') return sim.state(b);
@@ -143,6 +181,18 @@ async function route(sim: Simulator, method: string, pathname: string, body: unk
       case 'set':
         sim.set(b, parse(SetBody, body).values);
         return { ok: true };
+      case 'approve':
+        sim.approve(b, parse(ApproveBody, body).identifier);
+        return { ok: true };
+      case 'setup': {
+        const p = parse(SetupBody, body);
+        return await sim.setup(
+          b,
+          p.username !== undefined && p.password !== undefined
+            ? { username: p.username, password: p.password }
+            : undefined,
+        );
+      }
       case 'forget':
         return { forgotten: sim.forget(b, parse(ForgetBody, body).hostId) };
       case 'fault': {
@@ -174,8 +224,12 @@ export async function startControlServer(sim: Simulator, spec: string | number):
         payload = { error: { code: e.code, message: e.message } };
         if (status === 500) log.error('control request failed', { err });
       }
-      const text = JSON.stringify(payload);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      const raw = payload instanceof RawAnswer ? payload : undefined;
+      const text = raw?.body ?? JSON.stringify(payload);
+      res.writeHead(status, {
+        'content-type': raw?.contentType ?? 'application/json',
+        'content-length': Buffer.byteLength(text),
+      });
       res.end(text);
     })();
   });
@@ -216,6 +270,26 @@ export class ControlClient {
 
   /** One request; failures come back as the KitError the server reported. */
   async request(method: 'GET' | 'POST', pathname: string, body?: unknown): Promise<unknown> {
+    const { status, data } = await this.exchange(method, pathname, body);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(data) as unknown;
+    } catch {
+      throw new KitError('sim/control-unreachable', `the control API answered ${status} with non-JSON`);
+    }
+    if (status >= 400) {
+      const e = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
+      const code = typeof e?.code === 'string' && isErrorCode(e.code) ? e.code : 'bug';
+      throw new KitError(code, typeof e?.message === 'string' ? e.message : `control API error ${status}`);
+    }
+    return parsed;
+  }
+
+  private async exchange(
+    method: 'GET' | 'POST',
+    pathname: string,
+    body?: unknown,
+  ): Promise<{ status: number; data: string }> {
     const text = body === undefined ? '' : JSON.stringify(body);
     const base =
       this.target.kind === 'unix'
@@ -247,27 +321,45 @@ export class ControlClient {
       );
       req.end(text);
     });
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(data) as unknown;
-    } catch {
-      throw new KitError('sim/control-unreachable', `the control API answered ${status} with non-JSON`);
-    }
-    if (status >= 400) {
-      const e = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
-      const code = typeof e?.code === 'string' && isErrorCode(e.code) ? e.code : 'bug';
-      throw new KitError(code, typeof e?.message === 'string' ? e.message : `control API error ${status}`);
-    }
-    return parsed;
+    return { status, data };
   }
 
   list(): Promise<DeviceSummary[]> {
     return this.request('GET', '/devices') as Promise<DeviceSummary[]>;
   }
 
-  async plug(preset?: string): Promise<string> {
-    const r = (await this.request('POST', '/devices', preset === undefined ? {} : { preset })) as { udid: string };
+  async plug(preset?: string, productType?: string): Promise<string> {
+    const body: { preset?: string; productType?: string } = {};
+    if (preset !== undefined) body.preset = preset;
+    if (productType !== undefined) body.productType = productType;
+    const r = (await this.request('POST', '/devices', body)) as { udid: string };
     return r.udid;
+  }
+
+  async approve(udid: string, identifier: string): Promise<void> {
+    await this.request('POST', `/devices/${encodeURIComponent(udid)}/approve`, { identifier });
+  }
+
+  setup(udid: string, credentials?: { username: string; password: string }): Promise<SetupResult> {
+    return this.request('POST', `/devices/${encodeURIComponent(udid)}/setup`, {
+      action: 'complete',
+      ...credentials,
+    }) as Promise<SetupResult>;
+  }
+
+  activationEndpoint(): Promise<ActivationEndpoint> {
+    return this.request('GET', '/activation-url') as Promise<ActivationEndpoint>;
+  }
+
+  setActivationFailure(failStatus: number | null): Promise<ActivationEndpoint> {
+    return this.request('POST', '/activation-server', { failStatus }) as Promise<ActivationEndpoint>;
+  }
+
+  /** The simulated Apple device CA certificate (PEM). */
+  async deviceCa(): Promise<string> {
+    const { status, data } = await this.exchange('GET', '/device-ca');
+    if (status !== 200) throw new KitError('sim/control-unreachable', `the control API answered ${status}`);
+    return data;
   }
 
   async verb(

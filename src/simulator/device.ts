@@ -7,11 +7,14 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { KitError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
-import type { PlistDict, PlistValue } from '../plist/index.ts';
+import { PlistReal, PlistUid, type PlistDict, type PlistValue } from '../plist/index.ts';
+import { AfcTree } from './afc.ts';
 import { deviceKeys, type DeviceKeys } from './crypto.ts';
+import type { DeviceCa, DeviceIdentityCert } from './device-ca.ts';
 import { FaultSet } from './faults.ts';
 import { OS_RELEASES, type DeviceIdentity } from './identity.ts';
-import type { ActivationState, PresetName, PresetSpec, TrustMode } from './presets.ts';
+import { PRESETS, type ActivationState, type PresetName, type PresetSpec, type TrustMode } from './presets.ts';
+import { profileJson, type DeviceProfile, type ProfileJson } from './profiles.ts';
 import type { Timing } from './timing.ts';
 import type { ValueState } from './values.ts';
 
@@ -36,8 +39,33 @@ export type PowerMode = 'normal' | 'off' | 'rebooting' | 'recovery';
 /** What the device asks of the simulator that owns it. */
 export interface DeviceHost {
   readonly timing: Timing;
-  /** The device restarts, shuts down or enters recovery: it leaves the bus (and returns after a reboot). */
-  powerEvent(device: VirtualDevice, event: 'restart' | 'shutdown' | 'recovery'): void;
+  /**
+   * The device restarts, shuts down, enters recovery or erases itself: it leaves the bus (and returns
+   * after a reboot or an erase).
+   */
+  powerEvent(device: VirtualDevice, event: PowerEvent): void;
+  /** The simulated Apple device CA that issues device identity certificates. */
+  readonly deviceCa: DeviceCa;
+}
+
+/** What makes a device leave the bus. */
+export type PowerEvent = 'restart' | 'shutdown' | 'recovery' | 'erase';
+
+/** What happened when the device enrolled itself at Setup Assistant (`state.enrollment`). */
+export interface EnrollmentRecord {
+  url: string;
+  /** `installed` (profile installed), `needs-credentials` (401 and none given), `failed`. */
+  status: 'installed' | 'needs-credentials' | 'failed';
+  /** HTTP status of the last answer (null when no answer came). */
+  httpStatus: number | null;
+  /** How many POSTs were made. */
+  attempts: number;
+  /** Whether credentials were sent. */
+  authenticated: boolean;
+  /** Identifier of the profile installed. */
+  profileIdentifier: string | null;
+  error: string | null;
+  at: string;
 }
 
 /** Handles a new connection to one of the device's ports. */
@@ -69,9 +97,26 @@ export interface DeviceStateJson {
   trust: TrustMode;
   trustDialog: 'hidden' | 'showing';
   pairings: { hostId: string; systemBuid: string; pairedAt: string }[];
-  cloudConfiguration: PlistDict | null;
-  profiles: { identifier: string }[];
-  storedProfile: PlistDict | null;
+  /** The stored cloud configuration with data as base64 strings, or null. */
+  cloudConfiguration: { [key: string]: JsonValue } | null;
+  /** Installed profiles (each with `identifier`; `fromEnrollment` when the device enrolled itself). */
+  profiles: ProfileJson[];
+  /** Profiles sent with InstallProfile that wait for the person's approval in Settings. */
+  pendingProfiles: ProfileJson[];
+  /** The profile stored for after Setup Assistant (`StoreProfile`), or null. */
+  storedProfile: (ProfileJson & { purpose: string }) | null;
+  /** The activation record says the device is assigned to ADE (SetCloudConfiguration answers 33004). */
+  adeAssigned: boolean;
+  /** Activation Lock is on: the activation server answers with the lock form. */
+  activationLocked: boolean;
+  /** The device's own MDM enrollment at Setup Assistant, or null. */
+  enrollment: EnrollmentRecord | null;
+  /** Setup Assistant panes the device skipped when setup completed (null while in Setup Assistant). */
+  skippedPanes: string[] | null;
+  /** Device clock minus host clock (set with lockdown `TimeIntervalSince1970`). */
+  clockOffsetMs: number;
+  /** Paths in the device's AFC file tree (media partition). */
+  afcFiles: number;
   preset: PresetName;
   deviceId: number | null;
   attached: boolean;
@@ -84,6 +129,27 @@ export interface DeviceStateJson {
   batteryLevel: number;
   faults: string[];
   activationUrl: string | null;
+}
+
+/** A JSON value (what the state JSON carries for plist values). */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A plist value as JSON: data as base64, dates as ISO text, 64-bit integers as numbers when exact. */
+export function plistToJson(v: PlistValue): JsonValue {
+  if (Buffer.isBuffer(v)) return v.toString('base64');
+  if (typeof v === 'bigint') return Number.isSafeInteger(Number(v)) ? Number(v) : v.toString();
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof PlistReal) return v.value;
+  if (v instanceof PlistUid) return Number(v.value);
+  if (Array.isArray(v)) return v.map(plistToJson);
+  if (typeof v === 'object') return jsonDict(v);
+  return v;
+}
+
+function jsonDict(d: PlistDict): { [key: string]: JsonValue } {
+  const out: { [key: string]: JsonValue } = {};
+  for (const [k, x] of Object.entries(d)) out[k] = plistToJson(x);
+  return out;
 }
 
 /** Keys `sim-ctl set` understands, with how to read their value. */
@@ -102,6 +168,8 @@ const SETTABLE = {
   batteryLevel: 'percent',
   charging: 'boolean',
   productVersion: 'version',
+  adeAssigned: 'boolean',
+  activationLocked: 'boolean',
 } as const;
 
 /** Lockdown key names accepted by `set` as aliases of the fields above. */
@@ -150,8 +218,19 @@ export class VirtualDevice implements ValueState {
   extra = new Map<string, PlistValue>();
   inSession = false;
   cloudConfiguration: PlistDict | null = null;
-  profiles: { identifier: string }[] = [];
-  storedProfile: PlistDict | null = null;
+  /** Installed profiles, in install order. */
+  profiles: DeviceProfile[] = [];
+  /** Profiles waiting for the person's approval. */
+  pendingProfiles: DeviceProfile[] = [];
+  storedProfile: DeviceProfile | null = null;
+  adeAssigned = false;
+  activationLocked: boolean;
+  enrollment: EnrollmentRecord | null = null;
+  skippedPanes: string[] | null = null;
+  /** The AFC media tree. */
+  afc = new AfcTree();
+  /** The HandshakeRequestMessage of the last CreateTunnel1SessionInfoRequest (mobileactivationd). */
+  activationHandshake: Buffer | undefined;
   activationUrl: string | null = null;
   untrustedHostBuid: string | undefined;
 
@@ -186,6 +265,7 @@ export class VirtualDevice implements ValueState {
     this.activationStateAcknowledged = preset.activationState !== 'Unactivated';
     this.setupComplete = preset.setupComplete;
     this.supervised = preset.supervised;
+    this.activationLocked = preset.activationLocked;
     this.passcodeSet = preset.passcodeSet;
     this.trust = preset.trust;
     this.language = preset.language;
@@ -202,6 +282,56 @@ export class VirtualDevice implements ValueState {
 
   get timing(): Timing {
     return this.host.timing;
+  }
+
+  /** The device's identity certificate from the simulated Apple device CA (and its key). */
+  async identityCertificate(): Promise<DeviceIdentityCert> {
+    const keys = await this.ensureKeys();
+    return this.host.deviceCa.issue(
+      this.udid,
+      keys.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      keys.privateKeyPem,
+    );
+  }
+
+  /** True when the hardware supports Shared iPad. */
+  get supportsSharedIpad(): boolean {
+    return this.identity.model.deviceClass === 'iPad';
+  }
+
+  /**
+   * Wipes what "Erase All Content and Settings" wipes: pairings, cloud configuration, profiles
+   * (installed, waiting and stored), the name, passcode, settings, enrollment, the AFC tree and
+   * activation (the device must be activated again; Activation Lock and an ADE assignment live on
+   * Apple's servers and survive). Setup Assistant starts over; the device is `fresh` again.
+   */
+  wipe(): void {
+    const fresh = PRESETS.fresh;
+    this.preset = 'fresh';
+    this.pairings.clear();
+    this.cloudConfiguration = null;
+    this.profiles = [];
+    this.pendingProfiles = [];
+    this.storedProfile = null;
+    this.enrollment = null;
+    this.skippedPanes = null;
+    this.deviceName = this.identity.model.deviceClass;
+    this.passcodeSet = false;
+    this.locked = false;
+    this.activationState = 'Unactivated';
+    this.activationStateAcknowledged = false;
+    this.activationHandshake = undefined;
+    this.setupComplete = false;
+    this.supervised = false;
+    this.language = fresh.language;
+    this.locale = fresh.locale;
+    this.timeZone = fresh.timeZone;
+    this.uses24HourClock = false;
+    this.clockOffsetMs = 0;
+    this.extra.clear();
+    this.untrustedHostBuid = undefined;
+    this.trustDialogSince = undefined;
+    this.afc = new AfcTree();
   }
 
   /** The PKCS#1 PEM `DevicePublicKey` (undefined until {@link ensureKeys} ran). */
@@ -308,8 +438,8 @@ export class VirtualDevice implements ValueState {
 
   // ---- power ----------------------------------------------------------------------------------
 
-  /** The device restarts, shuts down or enters recovery (asked by lockdown or diagnostics_relay). */
-  powerEvent(event: 'restart' | 'shutdown' | 'recovery'): void {
+  /** The device restarts, shuts down, enters recovery or erases itself (asked by a service). */
+  powerEvent(event: PowerEvent): void {
     this.host.powerEvent(this, event);
   }
 
@@ -354,6 +484,8 @@ export class VirtualDevice implements ValueState {
             } else if (key === 'locked') this.locked = b;
             else if (key === 'uses24HourClock') this.uses24HourClock = b;
             else if (key === 'charging') this.charging = b;
+            else if (key === 'adeAssigned') this.adeAssigned = b;
+            else if (key === 'activationLocked') this.activationLocked = b;
           });
           break;
         }
@@ -406,6 +538,42 @@ export class VirtualDevice implements ValueState {
     if (this.locked && !this.passcodeSet) this.locked = false;
   }
 
+  // ---- profiles ---------------------------------------------------------------------------------
+
+  /** Installs a profile at once (replacing one with the same identifier, installed or waiting). */
+  installProfile(p: DeviceProfile): void {
+    this.pendingProfiles = this.pendingProfiles.filter((x) => x.identifier !== p.identifier);
+    const i = this.profiles.findIndex((x) => x.identifier === p.identifier);
+    if (i >= 0) this.profiles[i] = p;
+    else this.profiles.push(p);
+    this.log.info('profile installed', { identifier: p.identifier, source: p.source });
+  }
+
+  /** Queues a profile for the person's approval in Settings (replacing one with the same identifier). */
+  queueProfile(p: DeviceProfile): void {
+    this.pendingProfiles = this.pendingProfiles.filter((x) => x.identifier !== p.identifier);
+    this.pendingProfiles.push(p);
+    this.log.info('profile waits for approval', { identifier: p.identifier });
+  }
+
+  /** `sim-ctl approve UDID IDENTIFIER`: the person installs a waiting profile in Settings. */
+  approveProfile(identifier: string): void {
+    const p = this.pendingProfiles.find((x) => x.identifier === identifier);
+    if (p === undefined) {
+      throw new KitError('sim/invalid-state', `no profile "${identifier}" waits for approval on ${this.udid}`, {
+        udid: this.udid,
+      });
+    }
+    this.installProfile(p);
+  }
+
+  /** Removes an installed profile (true when it was installed). */
+  removeProfile(identifier: string): boolean {
+    const before = this.profiles.length;
+    this.profiles = this.profiles.filter((x) => x.identifier !== identifier);
+    return this.profiles.length !== before;
+  }
+
   /** `sim-ctl trust`: what the person does with the Trust dialog, now and from now on. */
   setTrust(mode: TrustMode): void {
     this.trust = mode;
@@ -449,9 +617,17 @@ export class VirtualDevice implements ValueState {
         systemBuid: p.systemBuid,
         pairedAt: p.pairedAt,
       })),
-      cloudConfiguration: this.cloudConfiguration,
-      profiles: this.profiles,
-      storedProfile: this.storedProfile,
+      cloudConfiguration: this.cloudConfiguration === null ? null : jsonDict(this.cloudConfiguration),
+      profiles: this.profiles.map(profileJson),
+      pendingProfiles: this.pendingProfiles.map(profileJson),
+      storedProfile:
+        this.storedProfile === null ? null : { ...profileJson(this.storedProfile), purpose: 'PostSetupInstallation' },
+      adeAssigned: this.adeAssigned,
+      activationLocked: this.activationLocked,
+      enrollment: this.enrollment,
+      skippedPanes: this.skippedPanes,
+      clockOffsetMs: Math.round(this.clockOffsetMs),
+      afcFiles: this.afc.size,
       preset: this.preset,
       deviceId: attached ? (this.deviceId ?? null) : null,
       attached,

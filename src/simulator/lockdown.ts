@@ -3,10 +3,14 @@
  * ValidatePair, Unpair, StartSession (TLS), StopSession, StartService, EnterRecovery, Goodbye.
  * Replies always echo `Request`; failures carry a lockdown `Error` string (protocols.md §2).
  */
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { isPlistDict, PlistReal, type PlistDict, type PlistValue } from '../plist/index.ts';
+import { isSupervisorCertificate, pairingDisallowed } from './cloud-config.ts';
+import { verifyAttachedCms } from './cms.ts';
 import { certificateDer, certificateHasKey } from './crypto.ts';
 import { LOCKDOWN_PORT, type Pairing, type VirtualDevice } from './device.ts';
+import { acceptActivationRecord, activationInfo } from './mobileactivation.ts';
 import { PlistConnection } from './plist-conn.ts';
 import { SERVICES } from './services.ts';
 import { getValue, WRITABLE_DOMAIN_KEYS, WRITABLE_KEYS } from './values.ts';
@@ -63,6 +67,11 @@ async function handle(
       await device.ensureKeys();
       const domain = str(req.Domain);
       const key = str(req.Key);
+      if ((domain === undefined || domain === '') && key === 'ActivationInfo') {
+        // The legacy activation flow (protocols.md §6.4) reads it within a session.
+        if (!inSession) return { Key: key, Request: request, Error: 'GetProhibited' };
+        return { Key: key, Request: request, Value: activationInfo(device) };
+      }
       device.inSession = inSession;
       const r = getValue(device, domain, key);
       const reply: PlistDict = {};
@@ -180,6 +189,19 @@ async function handle(
       return { ...base, EnableServiceSSL: service.ssl, Port: port, Service: name };
     }
 
+    case 'Activate': {
+      if (!inSession) return fail('SessionInactive');
+      const record = req.ActivationRecord;
+      if (record === undefined) return fail('MissingActivationRecord');
+      return acceptActivationRecord(device, record) ? base : fail('InvalidActivationRecord');
+    }
+
+    case 'Deactivate':
+      if (!inSession) return fail('SessionInactive');
+      device.activationState = 'Unactivated';
+      device.activationStateAcknowledged = false;
+      return base;
+
     case 'EnterRecovery':
       if (!inSession) return fail('SessionInactive');
       conn.afterReply(() => device.powerEvent('recovery'));
@@ -229,6 +251,20 @@ async function pair(
     certificateDer(rootCertificate) === undefined
   ) {
     return fail('InvalidPairRecord');
+  }
+  const options = isPlistDict(req.PairingOptions) ? req.PairingOptions : undefined;
+  const supervisor = supervisedPair(device, options, base, fail);
+  if (supervisor === 'accept') {
+    const escrowBag = device.addPairing({ hostId, systemBuid, hostCertificate, rootCertificate, deviceCertificate });
+    device.log.info('paired (supervised)', { hostId });
+    // A locked device accepts the supervisor but cannot make an escrow bag (go-ios ErrDeviceLockedPairingDeferred).
+    return device.locked ? base : { ...base, EscrowBag: escrowBag };
+  }
+  if (supervisor !== undefined) return supervisor;
+  if (pairingDisallowed(device.cloudConfiguration)) {
+    // AllowPairing false: only a host proving the supervision identity pairs (libimobiledevice LOCKDOWN_E_MC_PROTECTED).
+    device.log.info('pair refused', { error: 'MCProtected' });
+    return fail('MCProtected');
   }
   const decision = device.pairDecision();
   if (decision !== 'accept') {
@@ -292,5 +328,47 @@ function setValue(
     return undefined;
   }
   device.extra.set(`${domain}\u0000${key}`, value);
+  return undefined;
+}
+
+/** Supervised-pairing challenges handed out, per device: the certificate and the challenge. */
+const challenges = new WeakMap<VirtualDevice, { certificate: Buffer; challenge: Buffer }>();
+
+/**
+ * Supervised pairing (protocols.md §3.4): a `SupervisorCertificate` from the configuration's
+ * `SupervisorHostCertificates` gets `MCChallengeRequired` with a challenge; a `ChallengeResponse`
+ * (CMS with the challenge attached, signed by that certificate) pairs without a Trust dialog. Returns
+ * a reply, `accept`, or undefined when the request is an ordinary Pair.
+ */
+function supervisedPair(
+  device: VirtualDevice,
+  options: PlistDict | undefined,
+  base: PlistDict,
+  fail: (code: string) => PlistDict,
+): PlistDict | 'accept' | undefined {
+  if (options === undefined) return undefined;
+  const response = options.ChallengeResponse;
+  if (Buffer.isBuffer(response)) {
+    const pending = challenges.get(device);
+    challenges.delete(device);
+    const v = verifyAttachedCms(response);
+    if (
+      pending === undefined ||
+      !v.ok ||
+      !v.value.content.equals(pending.challenge) ||
+      !v.value.signerCertificate.equals(pending.certificate) ||
+      !isSupervisorCertificate(device.cloudConfiguration, v.value.signerCertificate)
+    ) {
+      device.log.info('supervised pair refused', { reason: v.ok ? 'wrong challenge or signer' : v.reason });
+      return fail('MCProtected');
+    }
+    return 'accept';
+  }
+  const cert = options.SupervisorCertificate;
+  if (Buffer.isBuffer(cert) && device.supervised && isSupervisorCertificate(device.cloudConfiguration, cert)) {
+    const challenge = randomBytes(32);
+    challenges.set(device, { certificate: cert, challenge });
+    return { ...base, Error: 'MCChallengeRequired', ExtendedResponse: { PairingChallenge: challenge } };
+  }
   return undefined;
 }

@@ -52,7 +52,7 @@ export class PlistConnection {
   private busy = false;
   private closed = false;
   private bytesWritten = 0;
-  private readonly afterReplyActions: (() => void | Promise<void>)[] = [];
+  private readonly afterReplyActions: { action: () => void | Promise<void>; alsoWhenDropped: boolean }[] = [];
   private readonly opts: PlistConnectionOptions;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
 
@@ -155,17 +155,23 @@ export class PlistConnection {
     }
     if (name !== undefined && faults.take('disconnect-after', (f) => f.request === name) !== undefined) {
       this.opts.log.info('fault: dropping the connection after a request', { request: name });
+      const kept = this.afterReplyActions.splice(0).filter((a) => a.alsoWhenDropped);
       this.destroy();
+      for (const a of kept) await a.action();
       return;
     }
     if (reply !== undefined) await this.send(reply);
     const actions = this.afterReplyActions.splice(0);
-    for (const action of actions) await action();
+    for (const a of actions) await a.action();
   }
 
-  /** Runs `action` right after the reply to the current request was written (e.g. start TLS, close). */
-  afterReply(action: () => void | Promise<void>): void {
-    this.afterReplyActions.push(action);
+  /**
+   * Runs `action` right after the reply to the current request was written (e.g. start TLS, close).
+   * With `alsoWhenDropped`, it also runs when a `disconnect-after` fault drops the reply: the device
+   * did the work (an erase starts), only the answer is lost.
+   */
+  afterReply(action: () => void | Promise<void>, options: { alsoWhenDropped?: boolean } = {}): void {
+    this.afterReplyActions.push({ action, alsoWhenDropped: options.alsoWhenDropped ?? false });
   }
 
   /** Writes one reply (XML), applying the delay/garbage/oversize/byte-limit faults. */

@@ -23,9 +23,17 @@ export interface PresetSpec {
   readonly language: string;
   readonly locale: string;
   readonly timeZone: string;
+  /** Activation Lock is on (the activation server answers with the lock form). */
+  readonly activationLocked: boolean;
+  /**
+   * The device was prepared by the simulator's supervision identity (`--identity-p12`): a cloud
+   * configuration with IsSupervised, that certificate in SupervisorHostCertificates, AllowPairing
+   * false.
+   */
+  readonly preparedBySupervisor: boolean;
 }
 
-/** Every preset available now (cli.md also names `supervised` and `activation-locked`, which come later). */
+/** Every preset (cli.md). */
 export const PRESETS = {
   fresh: {
     description: 'erased, unactivated, in Setup Assistant',
@@ -37,6 +45,8 @@ export const PRESETS = {
     language: 'en',
     locale: 'en_US',
     timeZone: 'America/Los_Angeles',
+    activationLocked: false,
+    preparedBySupervisor: false,
   },
   activated: {
     description: 'activated, in Setup Assistant',
@@ -48,6 +58,8 @@ export const PRESETS = {
     language: 'en',
     locale: 'en_US',
     timeZone: 'America/Los_Angeles',
+    activationLocked: false,
+    preparedBySupervisor: false,
   },
   'in-use': {
     description: 'setup finished, passcode set, not supervised, Trust prompts',
@@ -59,6 +71,34 @@ export const PRESETS = {
     language: 'ja',
     locale: 'ja_JP',
     timeZone: 'Asia/Tokyo',
+    activationLocked: false,
+    preparedBySupervisor: false,
+  },
+  supervised: {
+    description: 'prepared by the --identity-p12 identity: activated, supervised, pairing disallowed, setup finished',
+    activationState: 'Activated',
+    setupComplete: true,
+    passcodeSet: false,
+    supervised: true,
+    trust: 'accept',
+    language: 'ja',
+    locale: 'ja_JP',
+    timeZone: 'Asia/Tokyo',
+    activationLocked: false,
+    preparedBySupervisor: true,
+  },
+  'activation-locked': {
+    description: 'unactivated, in Setup Assistant, Activation Lock on (the activation server answers with the lock)',
+    activationState: 'Unactivated',
+    setupComplete: false,
+    passcodeSet: false,
+    supervised: false,
+    trust: 'accept',
+    language: 'en',
+    locale: 'en_US',
+    timeZone: 'America/Los_Angeles',
+    activationLocked: true,
+    preparedBySupervisor: false,
   },
 } as const satisfies Record<string, PresetSpec>;
 

@@ -9,13 +9,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { KitError } from '../errors.ts';
 import { createLogger } from '../log.ts';
+import { AppleActivationServer } from './apple-activation-server.ts';
 import { startControlServer, type ControlServer } from './control.ts';
-import { VirtualDevice, type DeviceHost, type DeviceStateJson } from './device.ts';
+import { DeviceCa } from './device-ca.ts';
+import { VirtualDevice, type DeviceHost, type DeviceStateJson, type PowerEvent } from './device.ts';
 import { parseFaultSpec, type FaultSpec } from './faults.ts';
 import { generateIdentity, SeededRandom } from './identity.ts';
 import { serveLockdown } from './lockdown.ts';
 import { PairRecordStore } from './pair-records.ts';
 import { presetOf, type PresetName, type TrustMode } from './presets.ts';
+import { completeSetup, type SetupCredentials, type SetupResult } from './setup-assistant.ts';
+import { readSupervisionP12, type SupervisionCertificate } from './supervision.ts';
 import { Timing, type TimingMode } from './timing.ts';
 import { formatMuxAddress, VirtualUsbmuxd, type MuxAddress, type MuxBackend, type MuxDevice } from './usbmuxd.ts';
 
@@ -43,8 +47,25 @@ export interface SimulatorOptions {
   seed?: string;
   /** Folder mirroring the pair-record store (default: in memory only). */
   pairRecordDir?: string;
-  /** Activation server URL, stored for the activation service. */
+  /**
+   * Activation server (deviceActivation URL) the devices use. Without it the simulator starts its
+   * own fake Apple activation server on 127.0.0.1.
+   */
   activationUrl?: string;
+  /** PKCS#12 bytes of the supervision identity behind the `supervised` preset. */
+  identityP12?: Buffer;
+  /** Password of {@link identityP12}. */
+  identityPassword?: string;
+}
+
+/** Where activation goes: the deviceActivation and drmHandshake URLs, and whether it is our fake. */
+export interface ActivationEndpoint {
+  url: string;
+  drmHandshakeUrl: string;
+  /** True when it is the simulator's own fake Apple server. */
+  simulated: boolean;
+  /** The HTTP status the fake answers everything with, or null (normal answers). */
+  failureStatus: number | null;
 }
 
 /** One row of `sim-ctl list`. */
@@ -73,7 +94,11 @@ export class Simulator implements MuxBackend, DeviceHost {
   readonly systemBuid: string;
   readonly pairRecords: PairRecordStore;
   readonly seed: string;
-  readonly activationUrl: string | undefined;
+  /** The simulated Apple device CA (MachineInfo signatures at enrollment). */
+  readonly deviceCa: DeviceCa;
+  private readonly supervisor: SupervisionCertificate | undefined;
+  private readonly externalActivationUrl: string | undefined;
+  private appleServer: AppleActivationServer | undefined;
   private readonly mux: VirtualUsbmuxd;
   private control: ControlServer | undefined;
   private readonly slots = new Map<string, Slot>();
@@ -86,20 +111,36 @@ export class Simulator implements MuxBackend, DeviceHost {
   private readonly tempDir: string | undefined;
   private stopped = false;
 
-  private constructor(opts: SimulatorOptions, address: MuxAddress, tempDir: string | undefined) {
+  private constructor(
+    opts: SimulatorOptions,
+    address: MuxAddress,
+    tempDir: string | undefined,
+    deviceCa: DeviceCa,
+    supervisor: SupervisionCertificate | undefined,
+  ) {
+    this.deviceCa = deviceCa;
+    this.supervisor = supervisor;
     this.seed = opts.seed ?? randomUUID();
     this.timing = new Timing(opts.timing ?? 'none', opts.timeScale ?? 1);
     this.pairRecords = new PairRecordStore(opts.pairRecordDir);
     this.systemBuid = this.pairRecords.systemBuid(new SeededRandom(`${this.seed}/buid`).uuid());
     this.defaultPreset = opts.preset ?? 'fresh';
-    this.activationUrl = opts.activationUrl;
+    this.externalActivationUrl = opts.activationUrl;
     this.tempDir = tempDir;
     this.mux = new VirtualUsbmuxd(this, address);
   }
 
   /** Starts a simulator; see {@link startSimulator}. */
   static async start(opts: SimulatorOptions = {}): Promise<Simulator> {
-    presetOf(opts.preset ?? 'fresh');
+    const preset = presetOf(opts.preset ?? 'fresh');
+    let supervisor: SupervisionCertificate | undefined;
+    if (opts.identityP12 !== undefined) supervisor = readSupervisionP12(opts.identityP12, opts.identityPassword ?? '');
+    if (preset.preparedBySupervisor && supervisor === undefined) {
+      throw new KitError(
+        'usage/invalid-argument',
+        `preset "${preset.name}" needs a supervision identity: --identity-p12 F --identity-password-file F`,
+      );
+    }
     const count = opts.devices ?? 1;
     if (!Number.isInteger(count) || count < 0 || count > 512)
       throw new KitError('usage/invalid-argument', `--devices must be 0…512, got ${count}`);
@@ -113,8 +154,13 @@ export class Simulator implements MuxBackend, DeviceHost {
       tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'kitting-sim-'));
       address = { kind: 'unix', path: path.join(tempDir, 'usbmuxd.sock') };
     }
-    const sim = new Simulator(opts, address, tempDir);
+    const sim = new Simulator(opts, address, tempDir, await DeviceCa.create(), supervisor);
     try {
+      if (opts.activationUrl === undefined) {
+        sim.appleServer = await AppleActivationServer.start({
+          isActivationLocked: (udid) => sim.slots.get(udid)?.device.activationLocked,
+        });
+      }
       for (let i = 0; i < count; i++) sim.addDevice(opts.preset ?? 'fresh', false);
       await sim.mux.listen();
       let control = opts.control;
@@ -152,6 +198,50 @@ export class Simulator implements MuxBackend, DeviceHost {
   /** The control API address (a socket path, or `127.0.0.1:PORT`). */
   get controlAddress(): string {
     return this.control?.address ?? '';
+  }
+
+  /** The activation server the devices use (`GET /activation-url`). */
+  get activation(): ActivationEndpoint {
+    if (this.appleServer !== undefined) {
+      return {
+        url: this.appleServer.activationUrl,
+        drmHandshakeUrl: this.appleServer.drmHandshakeUrl,
+        simulated: true,
+        failureStatus: this.appleServer.failureStatus,
+      };
+    }
+    const url = this.externalActivationUrl ?? '';
+    return {
+      url,
+      drmHandshakeUrl: url.replace(/deviceActivation\/?$/, 'drmHandshake'),
+      simulated: false,
+      failureStatus: null,
+    };
+  }
+
+  /** The deviceActivation URL the devices use. */
+  get activationUrl(): string {
+    return this.activation.url;
+  }
+
+  /** The fake Apple activation server (undefined with an external `activationUrl`). */
+  get appleActivationServer(): AppleActivationServer | undefined {
+    return this.appleServer;
+  }
+
+  /** The simulated Apple device CA certificate (PEM) that signs the devices' identities. */
+  get deviceCaPem(): string {
+    return this.deviceCa.certificatePem;
+  }
+
+  /**
+   * Makes the fake Apple activation server answer every request with HTTP `status` (null: normal
+   * answers again). `sim/invalid-state` when activation goes to an external server.
+   */
+  setActivationFailure(status: number | null): void {
+    if (this.appleServer === undefined)
+      throw new KitError('sim/invalid-state', 'activation goes to an external server (--activation-url)');
+    this.appleServer.setFailure(status);
   }
 
   /** UDIDs of every virtual device the simulator knows (attached or not), in plug order. */
@@ -197,12 +287,19 @@ export class Simulator implements MuxBackend, DeviceHost {
   // ---- DeviceHost --------------------------------------------------------------------------------
 
   /** @internal A device restarts, shuts down or enters recovery. */
-  powerEvent(device: VirtualDevice, event: 'restart' | 'shutdown' | 'recovery'): void {
+  powerEvent(device: VirtualDevice, event: PowerEvent): void {
     const slot = this.slots.get(device.udid);
     if (slot === undefined || this.stopped) return;
     log.info('power event', { udid: device.udid, event });
     const wasAttached = slot.device.deviceId !== undefined;
     if (wasAttached) this.detach(slot);
+    if (event === 'erase') {
+      // Erase All Content and Settings: wiped now, back in Setup Assistant after the erase.
+      device.wipe();
+      device.mode = 'rebooting';
+      this.scheduleReturn(slot, this.timing.ms('erase'));
+      return;
+    }
     if (event === 'restart') {
       if (wasAttached) {
         device.mode = 'rebooting';
@@ -236,16 +333,40 @@ export class Simulator implements MuxBackend, DeviceHost {
 
   // ---- attach / detach ---------------------------------------------------------------------------
 
-  private addDevice(presetName: string, attachNow: boolean): VirtualDevice {
+  private addDevice(presetName: string, attachNow: boolean, productType?: string): VirtualDevice {
     const preset = presetOf(presetName);
+    const supervisor = this.supervisor;
+    if (preset.preparedBySupervisor && supervisor === undefined) {
+      throw new KitError(
+        'usage/invalid-argument',
+        `preset "${preset.name}" needs a supervision identity: start kitting sim with --identity-p12 F --identity-password-file F`,
+      );
+    }
     const index = this.nextIndex++;
-    const identity = generateIdentity(this.seed, index);
+    const identity = generateIdentity(this.seed, index, productType);
     let udid = identity.udid;
     // Vanishingly unlikely, but two seeds' devices must never share a UDID in one fleet.
     if (this.slots.has(udid)) throw new KitError('bug', `duplicate UDID ${udid}`);
     const bus = 1 + Math.floor(index / DEVICES_PER_BUS);
     const device = new VirtualDevice(identity, preset, this, 0);
-    if (this.activationUrl !== undefined) device.activationUrl = this.activationUrl;
+    device.activationUrl = this.activationUrl === '' ? null : this.activationUrl;
+    if (preset.preparedBySupervisor && supervisor !== undefined) {
+      device.cloudConfiguration = {
+        AllowPairing: false,
+        AwaitDeviceConfigured: false,
+        CloudConfigurationUIComplete: true,
+        ConfigurationSource: 2,
+        ConfigurationWasApplied: true,
+        IsMDMUnremovable: false,
+        IsMandatory: true,
+        IsSupervised: true,
+        OrganizationMagic: new SeededRandom(`${this.seed}/org/${index}`).uuid(),
+        OrganizationName: supervisor.organization,
+        SkipSetup: [],
+        SupervisorHostCertificates: [supervisor.der],
+      };
+      device.skippedPanes = [];
+    }
     const slot: Slot = { device, bus, returnTimer: undefined };
     udid = device.udid;
     this.slots.set(udid, slot);
@@ -303,9 +424,26 @@ export class Simulator implements MuxBackend, DeviceHost {
     }));
   }
 
-  /** `sim-ctl plug [--preset P]`: a new device is plugged in; returns its UDID. */
-  plug(preset?: string): string {
-    return this.addDevice(preset ?? this.defaultPreset, true).udid;
+  /**
+   * `sim-ctl plug [--preset P]`: a new device is plugged in; returns its UDID. `productType` picks
+   * the hardware (e.g. `iPhone15,2`) instead of the seed's choice.
+   */
+  plug(preset?: string, productType?: string): string {
+    return this.addDevice(preset ?? this.defaultPreset, true, productType).udid;
+  }
+
+  /** `sim-ctl approve UDID IDENTIFIER`: the person installs a profile that waits in Settings. */
+  approve(udid: string, identifier: string): void {
+    this.slot(udid).device.approveProfile(identifier);
+  }
+
+  /**
+   * `sim-ctl setup UDID complete [--username U --password P]`: the person taps through Setup
+   * Assistant; the device enrolls itself at its ConfigurationURL. Throws `sim/setup-needs-credentials`
+   * or `sim/setup-failed` when enrollment cannot finish (setup stays incomplete).
+   */
+  setup(udid: string, credentials?: SetupCredentials): Promise<SetupResult> {
+    return completeSetup(this.slot(udid).device, credentials);
   }
 
   /** `sim-ctl unplug UDID`: the cable is pulled; the device keeps its state. */
@@ -407,6 +545,7 @@ export class Simulator implements MuxBackend, DeviceHost {
     }
     await this.mux.close();
     await this.control?.close();
+    await this.appleServer?.close();
     for (const dir of [this.tempDir, this.ownTempDir]) {
       if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true });
     }

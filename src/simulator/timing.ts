@@ -19,11 +19,13 @@ export interface Delays {
   readonly reboot: number;
   /** Power-on boot time (replug of a powered-off device). */
   readonly boot: number;
+  /** From leaving the bus for "Erase All Content and Settings" until it is attached again, in Setup Assistant. */
+  readonly erase: number;
 }
 
 const TABLE: Record<TimingMode, Delays> = {
-  none: { request: 0, trustDialog: 0, detach: 0, reboot: 100, boot: 100 },
-  realistic: { request: 4, trustDialog: 2500, detach: 800, reboot: 40_000, boot: 35_000 },
+  none: { request: 0, trustDialog: 0, detach: 0, reboot: 100, boot: 100, erase: 150 },
+  realistic: { request: 4, trustDialog: 2500, detach: 800, reboot: 40_000, boot: 35_000, erase: 180_000 },
 };
 
 /** Scaled delays for a simulator run. */

@@ -2,6 +2,7 @@
  * `kitting sim` (run the virtual fleet) and `kitting sim-ctl` (drive it), as cli.md specifies.
  * `sim` prints exactly one line on stdout, the ready line; its logs go to stderr.
  */
+import fs from 'node:fs';
 import { Option, type Command } from 'commander';
 import { KitError } from '../../errors.ts';
 import { ControlClient, PRESET_NAMES, startSimulator } from '../../simulator/index.ts';
@@ -19,6 +20,18 @@ interface SimOptions {
   seed?: string;
   activationUrl?: string;
   pairRecordDir?: string;
+  identityP12?: string;
+  identityPasswordFile?: string;
+}
+
+function readFileArg(flag: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new KitError('io/read-failed', `${flag}: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+    });
+  }
 }
 
 function parseTcp(spec: string): { host: string; port: number } {
@@ -55,6 +68,15 @@ async function runSim(opts: SimOptions): Promise<void> {
   if (opts.seed !== undefined) options.seed = opts.seed;
   if (opts.activationUrl !== undefined) options.activationUrl = opts.activationUrl;
   if (opts.pairRecordDir !== undefined) options.pairRecordDir = opts.pairRecordDir;
+  if ((opts.identityP12 === undefined) !== (opts.identityPasswordFile === undefined))
+    throw new KitError('usage/invalid-argument', 'give --identity-p12 and --identity-password-file together');
+  if (opts.identityP12 !== undefined && opts.identityPasswordFile !== undefined) {
+    options.identityP12 = readFileArg('--identity-p12', opts.identityP12);
+    // The password is the file's first line (a trailing newline is not part of it).
+    options.identityPassword = readFileArg('--identity-password-file', opts.identityPasswordFile)
+      .toString('utf8')
+      .replace(/\r?\n[\s\S]*$/, '');
+  }
   const sim = await startSimulator(options);
   process.stdout.write(
     `${JSON.stringify({ ready: true, usbmuxd: sim.usbmuxdAddress, control: sim.controlAddress, devices: sim.udids() })}\n`,
@@ -118,6 +140,8 @@ export function registerSim(program: Command): void {
     .option('--seed <s>', 'deterministic device identities')
     .option('--activation-url <url>', 'activation server the virtual devices use')
     .option('--pair-record-dir <dir>', 'keep usbmuxd pair records in this folder too')
+    .option('--identity-p12 <file>', 'supervision identity (.p12) for the supervised preset')
+    .option('--identity-password-file <file>', 'file holding the password of --identity-p12')
     .action(async (opts: SimOptions) => {
       await runSim(opts);
     });
@@ -148,9 +172,10 @@ export function registerSim(program: Command): void {
     .command('plug')
     .description('plug in a new virtual device; prints its UDID')
     .option('--preset <p>', `device preset (${PRESET_NAMES.join(', ')})`)
-    .action(async (opts: { preset?: string }, cmd: Command) => {
+    .option('--product-type <t>', 'hardware, e.g. iPad13,18 or iPhone15,2 (default: the seed picks)')
+    .action(async (opts: { preset?: string; productType?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
-      const udid = await controlOf(cmd).plug(opts.preset);
+      const udid = await controlOf(cmd).plug(opts.preset, opts.productType);
       if (ctx.json) ctx.printJson({ udid });
       else ctx.print(udid);
     });
@@ -211,6 +236,51 @@ export function registerSim(program: Command): void {
       const ctx = ctxOf(cmd);
       if (ctx.json) ctx.printJson({ forgotten: n });
       else ctx.print(`forgot ${n} pairing(s): ${udid}`);
+    });
+
+  ctl
+    .command('setup <udid> <action>')
+    .description(
+      'the person taps through Setup Assistant (action: complete); the device enrolls at its ConfigurationURL, typing --username/--password if asked',
+    )
+    .option('--username <u>', 'user name for the Remote Management pane')
+    .option('--password <p>', 'password for the Remote Management pane')
+    .action(async (udid: string, action: string, opts: { username?: string; password?: string }, cmd: Command) => {
+      if (action !== 'complete') throw new KitError('usage/invalid-argument', `setup wants "complete", got "${action}"`);
+      if ((opts.username === undefined) !== (opts.password === undefined))
+        throw new KitError('usage/invalid-argument', 'give --username and --password together');
+      const creds =
+        opts.username !== undefined && opts.password !== undefined
+          ? { username: opts.username, password: opts.password }
+          : undefined;
+      const result = await controlOf(cmd).setup(udid, creds);
+      const ctx = ctxOf(cmd);
+      if (ctx.json) ctx.printJson(result);
+      else
+        ctx.print(
+          `setup complete: ${udid}${result.enrollment === null ? '' : ` (enrolled at ${result.enrollment.url})`}${result.installed.length > 0 ? `, installed ${result.installed.join(', ')}` : ''}`,
+        );
+    });
+
+  ctl
+    .command('approve <udid> <identifier>')
+    .description('the person installs a profile that waits for approval in Settings')
+    .action(async (udid: string, identifier: string, _opts: unknown, cmd: Command) => {
+      await controlOf(cmd).approve(udid, identifier);
+      ok(cmd, `approved ${identifier}: ${udid}`);
+    });
+
+  ctl
+    .command('activation-server <mode>')
+    .description('the fake Apple activation server: fail[=STATUS] (default 500) answers every request with that HTTP status; ok answers normally')
+    .action(async (mode: string, _opts: unknown, cmd: Command) => {
+      const m = /^(?:fail(?:=(\d{3}))?|ok)$/.exec(mode);
+      if (m === null) throw new KitError('usage/invalid-argument', `activation-server wants fail[=STATUS] or ok, got "${mode}"`);
+      const status = mode === 'ok' ? null : Number(m[1] ?? '500');
+      const r = await controlOf(cmd).setActivationFailure(status);
+      const ctx = ctxOf(cmd);
+      if (ctx.json) ctx.printJson(r);
+      else ctx.print(status === null ? `activation server: normal (${r.url})` : `activation server: HTTP ${status} (${r.url})`);
     });
 
   ctl
