@@ -389,8 +389,11 @@ export function createRunner(options: RunnerOptions): Runner {
         if (signal.aborted) return cancelled();
         try {
           if (await raceAbort(step.isDone(ctx), signal)) {
-            const before = getJob(db, job.id)?.steps.find((s) => s.stepId === step.id)?.status;
-            const status = before === 'done' ? 'done' : 'skipped';
+            // `done` when this job ran the step (an earlier attempt, perhaps interrupted after it took
+            // effect); `skipped` when the device was already as the step wants it.
+            const before = getJob(db, job.id)?.steps.find((s) => s.stepId === step.id);
+            const status =
+              before !== undefined && (before.status === 'done' || before.attempts > 0) ? 'done' : 'skipped';
             const at = iso();
             markStepFinished(db, job.id, step.id, status, at, { alreadyDone: true });
             emit({ type: 'stepFinished', jobId: job.id, udid: job.udid, at, stepId: step.id, status, details: {} });

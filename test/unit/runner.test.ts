@@ -338,7 +338,7 @@ describe('waiting', () => {
 
   it('a device unplugged mid-step waits "device-gone" and continues its own job when the UDID returns', async () => {
     const device = new FakeKitDevice(presetState('fresh'));
-    device.addFault({ method: 'writeSettings', when: 'after', action: { kind: 'disappear' } });
+    device.addFault({ method: 'installProfile', nth: 2, when: 'after', action: { kind: 'disappear' } });
     const { runner } = h.runner();
     const out = await runner.runJob({ device, blueprint: testBlueprint() });
     expect(out.status).toBe('waiting');
@@ -351,7 +351,10 @@ describe('waiting', () => {
     const back = await runner.resume(device.udid, device);
     expect(back?.jobId).toBe(out.jobId);
     expect(back?.status).toBe('done');
+    // The step that was cut off had taken effect: it is recorded as done by this job, not skipped.
+    expect(back?.job.steps.find((s) => s.stepId === 'personalize')?.status).toBe('done');
     expect(device.appliedCount('writeSettings')).toBe(1);
+    expect(device.appliedCount('installProfile')).toBe(2);
     expectPrepared(device);
     expect(h.events.some((e) => e.type === 'jobResumed')).toBe(true);
   });
