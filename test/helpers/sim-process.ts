@@ -4,12 +4,16 @@
  * usbmuxd and lockdown wire formats with raw sockets (no client code from src/device).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
+import forge from 'node-forge';
 import {
   decodePlist,
+  encodeBinary,
   encodeXml,
   isPlistDict,
   type DecodeOptions,
@@ -372,4 +376,259 @@ export async function lockdownConnect(address: string, udid: string): Promise<De
   const dev = (await listDevices(address)).find((d) => d.udid === udid);
   if (dev === undefined) throw new Error(`device ${udid} is not attached`);
   return deviceConnect(address, dev.deviceId);
+}
+
+// ---- a host that pairs, runs lockdown sessions and starts services (raw, no src/device code) -----
+
+/** What a pairing host holds (libimobiledevice-style certificates, built with node-forge). */
+export interface HostKeys {
+  hostId: string;
+  systemBuid: string;
+  rootCertPem: string;
+  rootKeyPem: string;
+  hostCertPem: string;
+  hostKeyPem: string;
+  deviceCertPem: string;
+}
+
+let cachedKeys: { root: forge.pki.rsa.KeyPair; host: forge.pki.rsa.KeyPair } | undefined;
+
+function hostKeyPairs(): { root: forge.pki.rsa.KeyPair; host: forge.pki.rsa.KeyPair } {
+  if (cachedKeys === undefined) {
+    const gen = (): forge.pki.rsa.KeyPair => {
+      const k = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      return {
+        privateKey: forge.pki.privateKeyFromPem(k.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()),
+        publicKey: forge.pki.publicKeyFromPem(k.publicKey.export({ type: 'spki', format: 'pem' }).toString()),
+      };
+    };
+    cachedKeys = { root: gen(), host: gen() };
+  }
+  return cachedKeys;
+}
+
+function pairCert(publicKey: forge.pki.PublicKey, signer: forge.pki.rsa.PrivateKey, ca: boolean): string {
+  const c = forge.pki.createCertificate();
+  c.publicKey = publicKey;
+  c.serialNumber = '00';
+  c.validity.notBefore = new Date(Date.now() - 60_000);
+  c.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
+  c.setSubject([]);
+  c.setIssuer([]);
+  c.setExtensions([{ name: 'basicConstraints', cA: ca, critical: true }]);
+  c.sign(signer, forge.md.sha256.create());
+  return forge.pki.certificateToPem(c);
+}
+
+/** A framed-plist connection to a device service (TLS when the service runs it). */
+export class ServiceConnection {
+  readonly reader: ByteReader;
+  readonly socket: net.Socket;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    this.reader = new ByteReader(socket);
+  }
+
+  send(dict: PlistDict, binary = false): void {
+    const body = binary ? encodeBinary(dict) : encodeXml(dict);
+    const p = Buffer.alloc(4);
+    p.writeUInt32BE(body.length, 0);
+    this.socket.write(Buffer.concat([p, body]));
+  }
+
+  async recv(): Promise<PlistDict> {
+    const len = (await this.reader.read(4)).readUInt32BE(0);
+    const v = decodePlist(await this.reader.read(len));
+    if (!isPlistDict(v)) throw new Error('reply is not a dictionary');
+    return v;
+  }
+
+  async request(dict: PlistDict, binary = false): Promise<PlistDict> {
+    this.send(dict, binary);
+    return this.recv();
+  }
+
+  /** Resolves once the device closed the connection. */
+  async waitClosed(timeoutMs = 10_000): Promise<void> {
+    await this.reader.readToEnd(timeoutMs);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A host that pairs with one device through the simulator's usbmuxd. */
+export class TestHost {
+  readonly address: string;
+  readonly udid: string;
+  readonly keys: HostKeys;
+
+  private constructor(address: string, udid: string, keys: HostKeys) {
+    this.address = address;
+    this.udid = udid;
+    this.keys = keys;
+  }
+
+  /** Reads the device's public key and builds pair certificates for it. */
+  static async create(address: string, udid: string, systemBuid = 'SIMTEST-BUID', hostId?: string): Promise<TestHost> {
+    const ld = await lockdownConnect(address, udid);
+    const r = await ld.request({ Label: 'vitest', Key: 'DevicePublicKey', Request: 'GetValue' });
+    ld.close();
+    if (!Buffer.isBuffer(r.Value)) throw new Error('no DevicePublicKey');
+    const { root, host } = hostKeyPairs();
+    return new TestHost(address, udid, {
+      hostId: hostId ?? randomUUID().toUpperCase(),
+      systemBuid,
+      rootCertPem: pairCert(root.publicKey, root.privateKey, true),
+      rootKeyPem: forge.pki.privateKeyToPem(root.privateKey),
+      hostCertPem: pairCert(host.publicKey, root.privateKey, false),
+      hostKeyPem: forge.pki.privateKeyToPem(host.privateKey),
+      deviceCertPem: pairCert(forge.pki.publicKeyFromPem(r.Value.toString()), root.privateKey, false),
+    });
+  }
+
+  /** The Pair request's PairRecord. */
+  pairRecord(): PlistDict {
+    return {
+      DeviceCertificate: Buffer.from(this.keys.deviceCertPem),
+      HostCertificate: Buffer.from(this.keys.hostCertPem),
+      HostID: this.keys.hostId,
+      RootCertificate: Buffer.from(this.keys.rootCertPem),
+      SystemBUID: this.keys.systemBuid,
+    };
+  }
+
+  /** One Pair request (with `PairingOptions`); returns the reply. */
+  async pair(options: PlistDict = { ExtendedPairingErrors: true }): Promise<PlistDict> {
+    const ld = await lockdownConnect(this.address, this.udid);
+    try {
+      return await ld.request({
+        Label: 'vitest',
+        PairRecord: this.pairRecord(),
+        PairingOptions: options,
+        ProtocolVersion: '2',
+        Request: 'Pair',
+      });
+    } finally {
+      ld.close();
+    }
+  }
+
+  /** A lockdown connection in a TLS session. */
+  async session(): Promise<ServiceConnection> {
+    const ld = await lockdownConnect(this.address, this.udid);
+    const r = await ld.request({ Label: 'vitest', HostID: this.keys.hostId, SystemBUID: this.keys.systemBuid, Request: 'StartSession' });
+    if (r.Error !== undefined) {
+      ld.close();
+      throw new Error(`StartSession: ${String(r.Error)}`);
+    }
+    return new ServiceConnection(await this.tls(ld.socket));
+  }
+
+  private tls(socket: net.Socket): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      socket.removeAllListeners('data');
+      socket.removeAllListeners('end');
+      socket.removeAllListeners('close');
+      const t = tls.connect({
+        socket,
+        cert: this.keys.hostCertPem,
+        key: this.keys.hostKeyPem,
+        rejectUnauthorized: false,
+        ciphers: 'DEFAULT:@SECLEVEL=0',
+        minVersion: 'TLSv1',
+      });
+      t.once('secureConnect', () => resolve(t));
+      t.once('error', reject);
+    });
+  }
+
+  /** Starts `service` in a fresh session and connects to it (TLS when `EnableServiceSSL`). */
+  async service(name: string): Promise<ServiceConnection> {
+    const s = await this.session();
+    const r = await s.request({ Label: 'vitest', Request: 'StartService', Service: name });
+    s.close();
+    if (typeof r.Port !== 'number') throw new Error(`StartService ${name}: ${JSON.stringify(r)}`);
+    const dev = (await listDevices(this.address)).find((d) => d.udid === this.udid);
+    if (dev === undefined) throw new Error(`device ${this.udid} is not attached`);
+    const raw = await deviceConnect(this.address, dev.deviceId, r.Port);
+    if (r.EnableServiceSSL === true) return new ServiceConnection(await this.tls(raw.socket));
+    raw.socket.removeAllListeners('data');
+    raw.socket.removeAllListeners('end');
+    raw.socket.removeAllListeners('close');
+    return new ServiceConnection(raw.socket);
+  }
+}
+
+/** A supervision identity (RSA, self-signed, Apple Configurator-like) and its .p12. */
+export interface SupervisionIdentity {
+  certPem: string;
+  certDer: Buffer;
+  keyPem: string;
+  p12: Buffer;
+  password: string;
+}
+
+/** Makes a supervision identity for organization `org`. */
+export function makeSupervisionIdentity(org = 'Kitting Test Org', password = 'p12-pass'): SupervisionIdentity {
+  const k = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const priv = forge.pki.privateKeyFromPem(k.privateKey.export({ type: 'pkcs1', format: 'pem' }).toString());
+  const c = forge.pki.createCertificate();
+  c.publicKey = forge.pki.publicKeyFromPem(k.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  c.serialNumber = '01';
+  c.validity.notBefore = new Date(Date.now() - 60_000);
+  c.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
+  const name = [
+    { name: 'commonName', value: `Apple Configurator: ${org}` },
+    { name: 'organizationName', value: org },
+  ];
+  c.setSubject(name);
+  c.setIssuer(name);
+  c.sign(priv, forge.md.sha256.create());
+  const p12Asn1 = forge.pkcs12.toPkcs12Asn1(priv, [c], password, { algorithm: '3des' });
+  return {
+    certPem: forge.pki.certificateToPem(c),
+    certDer: Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(c)).getBytes(), 'binary'),
+    keyPem: forge.pki.privateKeyToPem(priv),
+    p12: Buffer.from(forge.asn1.toDer(p12Asn1).getBytes(), 'binary'),
+    password,
+  };
+}
+
+/** CMS SignedData over `content` (attached unless `detached`), as go-ios (sha1) or pymobiledevice3 (sha256) sign. */
+export function cmsSign(
+  content: Buffer,
+  certPem: string,
+  keyPem: string,
+  options: { detached?: boolean; digest?: 'sha1' | 'sha256' } = {},
+): Buffer {
+  const p7 = forge.pkcs7.createSignedData();
+  p7.content = forge.util.createBuffer(content.toString('binary'));
+  const cert = forge.pki.certificateFromPem(certPem);
+  p7.addCertificate(cert);
+  p7.addSigner({
+    key: forge.pki.privateKeyFromPem(keyPem),
+    certificate: cert,
+    digestAlgorithm: (options.digest === 'sha1' ? forge.pki.oids.sha1 : forge.pki.oids.sha256) as string,
+    authenticatedAttributes: [
+      { type: forge.pki.oids.contentType as string, value: forge.pki.oids.data as string },
+      { type: forge.pki.oids.messageDigest as string },
+    ],
+  });
+  p7.sign({ detached: options.detached === true });
+  return Buffer.from(forge.asn1.toDer(p7.toAsn1()).getBytes(), 'binary');
+}
+
+/** A minimal unsigned configuration profile. */
+export function profileBytes(identifier: string, displayName = identifier): Buffer {
+  return encodeXml({
+    PayloadContent: [],
+    PayloadDisplayName: displayName,
+    PayloadIdentifier: identifier,
+    PayloadType: 'Configuration',
+    PayloadUUID: randomUUID().toUpperCase(),
+    PayloadVersion: 1,
+  });
 }
