@@ -27,7 +27,16 @@
  *
  * Usage (what `kitting prepare` does):
  * ```ts
- * const runner = createRunner({ db, supervisor: async (bp) => …, profiles: fileProfileLoader() });
+ * const runner = createRunner({
+ *   db, // openStationDatabase(dataDir)
+ *   // IdentityService#get throws identity/not-found; #signer needs the vault passphrase.
+ *   supervisor: async (bp) => {
+ *     const { certificateDer } = identities.get(bp.organization.identityId);
+ *     const sign = unlocked ? await identities.signer(bp.organization.identityId) : null;
+ *     return { certificateDer, signer: sign === null ? null : { certificateDer, sign } };
+ *   },
+ *   profiles: fileProfileLoader({ baseDir: path.dirname(blueprintFile) }),
+ * });
  * runner.onEvent((e) => print(e));
  * const outcome = await runner.runJob({ device, blueprint, confirmedErase: opts.yes, signal });
  * // later, when the scheduler sees the same UDID attached again:

@@ -12,9 +12,9 @@
  *   when Setup Assistant is complete and no configuration equal to ours is stored. A device that
  *   already carries our configuration is never erased, even past Setup Assistant.
  * - `finish` cannot read from the device whether it restarted; its `isDone` is the one exception
- *   that reads the job: nothing to finish when no mutating step ran in this job, or when `finish`
- *   itself already completed in this job. A crash between the restart and its record restarts once
- *   more (at-least-once; harmless).
+ *   that reads the job: nothing to finish when none of erase … personalize ran in this job (pairing
+ *   alone needs no restart), or when `finish` itself already completed in this job. A crash between
+ *   the restart and its record restarts once more (at-least-once; harmless).
  * - The time zone is written only when it differs; devices honour it during Setup Assistant (go-ios,
  *   protocols.md §5.3), so a device past Setup Assistant may keep its own.
  */
@@ -131,8 +131,6 @@ export interface StepDefinition {
   run(ctx: StepContext): Promise<StepOutcome>;
   /** Wipes the device (the UI asks for confirmation). */
   readonly destructive?: boolean;
-  /** Changes the device when it runs (the runner's `finish` decision and tests use it). */
-  readonly mutating?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,7 +421,6 @@ const checkMdm: StepDefinition = {
 const pair: StepDefinition = {
   id: 'pair',
   title: { ja: 'ペアリング', en: 'Pair' },
-  mutating: true,
   async isDone(ctx) {
     return (await ctx.device.pairingState()) === 'paired';
   },
@@ -465,7 +462,6 @@ const erase: StepDefinition = {
   id: 'erase',
   title: { ja: 'すべてのコンテンツと設定を消去', en: 'Erase all content and settings' },
   destructive: true,
-  mutating: true,
   async isDone(ctx) {
     return eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect()) === null;
   },
@@ -506,7 +502,6 @@ const erase: StepDefinition = {
 const activate: StepDefinition = {
   id: 'activate',
   title: { ja: 'アクティベーション（Apple）', en: 'Activate' },
-  mutating: true,
   async isDone(ctx) {
     return isActivated((await ctx.device.identify()).activationState);
   },
@@ -520,7 +515,6 @@ const activate: StepDefinition = {
 const configure: StepDefinition = {
   id: 'configure',
   title: { ja: '監視用の構成の書き込み', en: 'Write the cloud configuration' },
-  mutating: true,
   async isDone(ctx) {
     const cc = await ctx.device.getCloudConfiguration();
     return cc !== null && compareCloudConfiguration(ourCloudConfiguration(ctx), cc).length === 0;
@@ -573,7 +567,6 @@ const configure: StepDefinition = {
 const enroll: StepDefinition = {
   id: 'enroll',
   title: { ja: 'MDM登録の準備', en: 'Prepare MDM enrollment' },
-  mutating: true,
   async isDone(ctx) {
     const e = ctx.blueprint.enrollment;
     if (e.method === 'none') return true;
@@ -625,7 +618,6 @@ const enroll: StepDefinition = {
 const personalize: StepDefinition = {
   id: 'personalize',
   title: { ja: '端末名・言語と地域・プロファイル', en: 'Name, language, region and profiles' },
-  mutating: true,
   async isDone(ctx) {
     const t = await personalTargets(ctx);
     return Object.keys(t.update).length === 0 && t.missingProfiles.length === 0;
@@ -641,18 +633,22 @@ const personalize: StepDefinition = {
   },
 };
 
-/** The steps that change a device, by id (for `finish`). */
-function mutatingDone(ctx: StepContext): boolean {
-  return STEPS.some((s) => s.mutating === true && s.id !== 'finish' && ctx.stepStatus(s.id) === 'done');
+/**
+ * The steps whose work a restart or shut-down completes (`finish`): pairing changes nothing on the
+ * device that needs one, so a run that only paired does not restart the device.
+ */
+const FINISHED_BY_RESTART: readonly StepId[] = ['erase', 'activate', 'configure', 'enroll', 'personalize'];
+
+function changedInJob(ctx: StepContext): boolean {
+  return FINISHED_BY_RESTART.some((id) => ctx.stepStatus(id) === 'done');
 }
 
 const finish: StepDefinition = {
   id: 'finish',
   title: { ja: '完了（再起動・システム終了）', en: 'Finish (restart or shut down)' },
-  mutating: true,
   isDone(ctx) {
     return Promise.resolve(
-      ctx.blueprint.finish === 'none' || ctx.stepStatus('finish') === 'done' || !mutatingDone(ctx),
+      ctx.blueprint.finish === 'none' || ctx.stepStatus('finish') === 'done' || !changedInJob(ctx),
     );
   },
   async run(ctx) {

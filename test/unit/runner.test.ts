@@ -132,17 +132,30 @@ describe('the pipeline from each starting state', () => {
 
   it('already prepared by us and set up: reaches done without a single mutating call', async () => {
     const device = new FakeKitDevice(presetState('fresh'));
-    expect((await h.runner().runner.runJob({ device, blueprint: testBlueprint() })).status).toBe('done');
+    const { runner } = h.runner();
+    expect((await runner.runJob({ device, blueprint: testBlueprint() })).status).toBe('done');
     device.completeSetup();
     device.applied.length = 0;
-    // Another station (new database) with the same blueprint and identity.
+    const out = await runner.runJob({ device, blueprint: testBlueprint() });
+    expect(out.status).toBe('done');
+    expect(device.applied).toEqual([]);
+    expect(statuses(out.job)).toMatchObject({ erase: 'skipped', configure: 'skipped', finish: 'skipped' });
+  });
+
+  it('already prepared by us, seen by another station: only pairs (supervised when pairing is disallowed)', async () => {
+    const blueprint = testBlueprint({ allowPairing: false });
+    const device = new FakeKitDevice(presetState('fresh'));
+    expect((await h.runner().runner.runJob({ device, blueprint })).status).toBe('done');
+    device.completeSetup();
+    device.applied.length = 0;
+    device.state.paired = false; // the other station holds no pair record
     const other = new Harness();
     try {
-      const out = await other.runner().runner.runJob({ device, blueprint: testBlueprint() });
+      const out = await other.runner().runner.runJob({ device, blueprint });
       expect(out.status).toBe('done');
-      expect(device.applied).toEqual([]);
+      expect(device.applied).toEqual([{ method: 'pair', detail: 'supervised' }]);
       expect(statuses(out.job)).toMatchObject({
-        pair: 'skipped',
+        pair: 'done',
         erase: 'skipped',
         activate: 'skipped',
         configure: 'skipped',
