@@ -151,38 +151,49 @@ async function crashThenResume(
   return { device, crashedAt, h };
 }
 
+/** Each sweep runs the pipeline ~100 times on fresh database files: allow a slow, busy machine. */
+const SWEEP_TIMEOUT_MS = 180_000;
+
 describe.each(SCENARIOS)('crash and resume: $name', (s) => {
-  it('crashing before or after each device call resumes to done, nothing applied twice', async () => {
-    const clean = await cleanRun(s);
-    expect(clean.calls).toBeGreaterThan(10);
-    for (let k = 1; k <= clean.calls; k++) {
-      for (const when of ['before', 'after'] as const) {
-        const { device, crashedAt, h } = await crashThenResume(s, (d) => {
-          d.addFault({ method: '*', nth: k, when, action: { kind: 'hang' } });
+  it(
+    'crashing before or after each device call resumes to done, nothing applied twice',
+    async () => {
+      const clean = await cleanRun(s);
+      expect(clean.calls).toBeGreaterThan(10);
+      for (let k = 1; k <= clean.calls; k++) {
+        for (const when of ['before', 'after'] as const) {
+          const { device, crashedAt, h } = await crashThenResume(s, (d) => {
+            d.addFault({ method: '*', nth: k, when, action: { kind: 'hang' } });
+          });
+          try {
+            expect(crashedAt, `call ${k} ${when}`).not.toBeNull();
+            expectPreparedOnce(s, device, clean, when === 'after' ? crashedAt : null);
+          } finally {
+            h.cleanup();
+          }
+        }
+      }
+    },
+    SWEEP_TIMEOUT_MS,
+  );
+
+  it(
+    'crashing right after each step is recorded resumes to done, nothing applied twice',
+    async () => {
+      const clean = await cleanRun(s);
+      for (const step of STEPS) {
+        const { device, h } = await crashThenResume(s, (d, _h, onStep) => {
+          onStep((id) => {
+            if (id === step.id) d.hangAll = true;
+          });
         });
         try {
-          expect(crashedAt, `call ${k} ${when}`).not.toBeNull();
-          expectPreparedOnce(s, device, clean, when === 'after' ? crashedAt : null);
+          expectPreparedOnce(s, device, clean, null);
         } finally {
           h.cleanup();
         }
       }
-    }
-  });
-
-  it('crashing right after each step is recorded resumes to done, nothing applied twice', async () => {
-    const clean = await cleanRun(s);
-    for (const step of STEPS) {
-      const { device, h } = await crashThenResume(s, (d, _h, onStep) => {
-        onStep((id) => {
-          if (id === step.id) d.hangAll = true;
-        });
-      });
-      try {
-        expectPreparedOnce(s, device, clean, null);
-      } finally {
-        h.cleanup();
-      }
-    }
-  });
+    },
+    SWEEP_TIMEOUT_MS,
+  );
 });
