@@ -252,7 +252,12 @@ function u64(n: number | bigint): Buffer {
 }
 
 /** Builds one AFC packet. */
-export function afcPacket(op: number, packetNum: bigint, headerPayload: Buffer, data: Buffer = Buffer.alloc(0)): Buffer {
+export function afcPacket(
+  op: number,
+  packetNum: bigint,
+  headerPayload: Buffer,
+  data: Buffer = Buffer.alloc(0),
+): Buffer {
   const h = Buffer.alloc(HEADER);
   MAGIC.copy(h, 0);
   h.writeBigUInt64LE(BigInt(HEADER + headerPayload.length + data.length), 8);
@@ -298,13 +303,23 @@ export function serveAfc(device: VirtualDevice, socket: Socket, options: ServeOp
         const p = path(payload);
         const names = p === undefined ? undefined : tree.list(p);
         if (names === undefined)
-          return status(num, p !== undefined && tree.get(p) !== undefined ? AfcError.INVALID_ARG : AfcError.OBJECT_NOT_FOUND);
-        return afcPacket(AfcOp.DATA, num, Buffer.alloc(0), Buffer.from(['.', '..', ...names].map((n) => `${n}\0`).join(''), 'utf8'));
+          return status(
+            num,
+            p !== undefined && tree.get(p) !== undefined ? AfcError.INVALID_ARG : AfcError.OBJECT_NOT_FOUND,
+          );
+        return afcPacket(
+          AfcOp.DATA,
+          num,
+          Buffer.alloc(0),
+          Buffer.from(['.', '..', ...names].map((n) => `${n}\0`).join(''), 'utf8'),
+        );
       }
       case AfcOp.GET_FILE_INFO: {
         const p = path(payload);
         const info = p === undefined ? undefined : tree.info(p);
-        return info === undefined ? status(num, AfcError.OBJECT_NOT_FOUND) : afcPacket(AfcOp.DATA, num, Buffer.alloc(0), info);
+        return info === undefined
+          ? status(num, AfcError.OBJECT_NOT_FOUND)
+          : afcPacket(AfcOp.DATA, num, Buffer.alloc(0), info);
       }
       case AfcOp.GET_DEVINFO: {
         const cap = device.identity.diskCapacity;
@@ -454,10 +469,12 @@ export function serveAfc(device: VirtualDevice, socket: Socket, options: ServeOp
       const payload = Buffer.from(buf.subarray(HEADER, thisLen));
       const data = Buffer.from(buf.subarray(thisLen, entire));
       buf = buf.subarray(entire);
-      busy = busy.then(() => onPacket(op, num, payload, data)).catch((err: unknown) => {
-        log.error('AFC request failed', { err });
-        destroy();
-      });
+      busy = busy
+        .then(() => onPacket(op, num, payload, data))
+        .catch((err: unknown) => {
+          log.error('AFC request failed', { err });
+          destroy();
+        });
     }
   }
 

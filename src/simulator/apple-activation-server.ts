@@ -141,13 +141,13 @@ export class AppleActivationServer {
 
   /** Starts the server on 127.0.0.1 (a free port). */
   static async start(directory: ActivationDirectory): Promise<AppleActivationServer> {
-    let self: AppleActivationServer | undefined;
+    const holder: { self?: AppleActivationServer } = {};
     const server = http.createServer((req, res) => {
-      if (self === undefined) {
+      if (holder.self === undefined) {
         res.writeHead(503).end();
         return;
       }
-      void self.serve(req, res);
+      void holder.self.serve(req, res);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -155,7 +155,8 @@ export class AppleActivationServer {
     });
     const a = server.address();
     const port = a !== null && typeof a === 'object' ? a.port : 0;
-    self = new AppleActivationServer(server, directory, `http://127.0.0.1:${port}`);
+    const self = new AppleActivationServer(server, directory, `http://127.0.0.1:${port}`);
+    holder.self = self;
     return self;
   }
 
@@ -208,7 +209,11 @@ export class AppleActivationServer {
     }
     if (this.failure !== undefined) {
       this.record({ path, udid: null, outcome: 'failure', status: this.failure });
-      send(this.failure, 'text/html', `<html><head><title>Error</title></head><body>Error ${this.failure}</body></html>`);
+      send(
+        this.failure,
+        'text/html',
+        `<html><head><title>Error</title></head><body>Error ${this.failure}</body></html>`,
+      );
       return;
     }
     if (req.method !== 'POST') {
@@ -239,7 +244,8 @@ export class AppleActivationServer {
       send(400, 'text/html', '<html><body>Bad Request</body></html>');
       return;
     }
-    const udid = blob !== undefined && isPlistDict(blob) && typeof blob.UniqueDeviceID === 'string' ? blob.UniqueDeviceID : null;
+    const udid =
+      blob !== undefined && isPlistDict(blob) && typeof blob.UniqueDeviceID === 'string' ? blob.UniqueDeviceID : null;
     this.record({ path, udid, outcome: 'handshake', status: 200 });
     log.debug('drmHandshake', { udid });
     send(

@@ -41,7 +41,7 @@ function tlv(buf: Buffer, at: number, limit: number): Tlv {
 
 function kids(buf: Buffer, t: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let p = t.cStart; p < t.end; ) {
+  for (let p = t.cStart; p < t.end;) {
     const c = tlv(buf, p, t.end);
     out.push(c);
     p = c.end;
@@ -104,7 +104,8 @@ function verifyOrThrow(buf: Buffer): VerifiedCms {
   const certificates: Buffer[] = [];
   let k = 3;
   if (parts[k]?.tag === 0xa0) {
-    for (const c of kids(buf, parts[k] as Tlv)) if (c.tag === 0x30) certificates.push(Buffer.from(buf.subarray(c.start, c.end)));
+    for (const c of kids(buf, parts[k] as Tlv))
+      if (c.tag === 0x30) certificates.push(Buffer.from(buf.subarray(c.start, c.end)));
     k++;
   }
   if (parts[k]?.tag === 0xa1) k++;
@@ -140,7 +141,8 @@ function verifySigner(buf: Buffer, si: Tlv, content: Buffer, certDer: Buffer): v
       if (attrType === undefined || values === undefined || oidOf(buf, attrType) !== OID_MESSAGE_DIGEST) continue;
       const v = need(kids(buf, values)[0], 0x04, 'a message digest');
       const expected = createHash(digestAlg).update(content).digest();
-      if (!expected.equals(buf.subarray(v.cStart, v.end))) throw new Error('the message digest does not match the content');
+      if (!expected.equals(buf.subarray(v.cStart, v.end)))
+        throw new Error('the message digest does not match the content');
       digestSeen = true;
     }
     if (!digestSeen) throw new Error('signed attributes without a message digest');

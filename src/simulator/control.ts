@@ -32,9 +32,7 @@ class RawAnswer {
 
 const log = createLogger('simulator/control');
 
-const PlugBody = z
-  .object({ preset: z.string().min(1).optional(), productType: z.string().min(1).optional() })
-  .strict();
+const PlugBody = z.object({ preset: z.string().min(1).optional(), productType: z.string().min(1).optional() }).strict();
 const ApproveBody = z.object({ identifier: z.string().min(1) }).strict();
 const SetupBody = z
   .object({

@@ -62,7 +62,12 @@ export function mcError(code: number, text?: string): PlistDict {
   return {
     Status: 'Error',
     ErrorChain: [
-      { ErrorCode: code, ErrorDomain: errorDomainOf(code), LocalizedDescription: description, USEnglishDescription: description },
+      {
+        ErrorCode: code,
+        ErrorDomain: errorDomainOf(code),
+        LocalizedDescription: description,
+        USEnglishDescription: description,
+      },
     ],
   };
 }
@@ -161,14 +166,20 @@ function handle(device: VirtualDevice, s: McSession, req: PlistDict, conn: Plist
       const challenge = s.challenge;
       const cert = s.escalationCertificate;
       s.challenge = undefined;
-      if (!Buffer.isBuffer(signed) || challenge === undefined || cert === undefined) return { Status: 'SignedRequestRejected' };
+      if (!Buffer.isBuffer(signed) || challenge === undefined || cert === undefined)
+        return { Status: 'SignedRequestRejected' };
       const v = verifyAttachedCms(signed);
       if (!v.ok) {
         device.log.info('escalation refused', { reason: v.reason });
         return { Status: 'SignedRequestRejected' };
       }
       const first = v.value.certificates[0];
-      if (first === undefined || !first.equals(cert) || !v.value.signerCertificate.equals(cert) || !v.value.content.equals(challenge)) {
+      if (
+        first === undefined ||
+        !first.equals(cert) ||
+        !v.value.signerCertificate.equals(cert) ||
+        !v.value.content.equals(challenge)
+      ) {
         device.log.info('escalation refused', { reason: 'not the escalation certificate or not the challenge' });
         return { Status: 'SignedRequestRejected' };
       }

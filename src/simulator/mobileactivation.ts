@@ -140,7 +140,8 @@ function handle(device: VirtualDevice, req: PlistDict): PlistDict {
         return { Error: SESSION_ERROR };
       }
       const msg = isPlistDict(answer) ? answer.HandshakeResponseMessage : undefined;
-      if (!Buffer.isBuffer(msg) || !msg.subarray(0, 32).equals(handshakeDigest(expected))) return { Error: SESSION_ERROR };
+      if (!Buffer.isBuffer(msg) || !msg.subarray(0, 32).equals(handshakeDigest(expected)))
+        return { Error: SESSION_ERROR };
       const kp = isPlistDict(answer) && Buffer.isBuffer(answer.serverKP) ? answer.serverKP : randomBytes(16);
       return { Value: activationInfo(device, kp) };
     }

@@ -106,7 +106,10 @@ async function enroll(
     return fail('sim/setup-failed', `ConfigurationURL "${configurationUrl}" is not a URL`);
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.has(url.hostname))) {
-    return fail('sim/setup-failed', `ConfigurationURL must be https (plain http only to 127.0.0.1): ${configurationUrl}`);
+    return fail(
+      'sim/setup-failed',
+      `ConfigurationURL must be https (plain http only to 127.0.0.1): ${configurationUrl}`,
+    );
   }
   const anchorList = device.cloudConfiguration?.AnchorCertificates;
   const anchors = Array.isArray(anchorList) ? anchorList.filter((c) => Buffer.isBuffer(c)).map((c) => derToPem(c)) : [];
@@ -123,12 +126,16 @@ async function enroll(
     try {
       answer = await post(url, body, headers, anchors);
     } catch (err) {
-      return fail('sim/setup-failed', `the enrollment server could not be reached: ${err instanceof Error ? err.message : String(err)}`);
+      return fail(
+        'sim/setup-failed',
+        `the enrollment server could not be reached: ${err instanceof Error ? err.message : String(err)}`,
+      );
     }
     record.httpStatus = answer.status;
     const challenge = String(answer.headers['www-authenticate'] ?? '');
     if (answer.status === 401 && /^\s*basic\b/i.test(challenge)) {
-      if (record.authenticated) return fail('sim/setup-failed', 'the enrollment server refused the user name and password (401)');
+      if (record.authenticated)
+        return fail('sim/setup-failed', 'the enrollment server refused the user name and password (401)');
       if (credentials === undefined) {
         return fail(
           'sim/setup-needs-credentials',
@@ -141,13 +148,20 @@ async function enroll(
     }
     break;
   }
-  const type = String(answer.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  const type = String(answer.headers['content-type'] ?? '')
+    .split(';')[0]
+    ?.trim()
+    .toLowerCase();
   if (answer.status !== 200) return fail('sim/setup-failed', `the enrollment server answered HTTP ${answer.status}`);
   if (type !== 'application/x-apple-aspen-config') {
-    return fail('sim/setup-failed', `the enrollment server answered ${type === '' ? 'no content type' : type}, not application/x-apple-aspen-config (the device shows "Invalid Profile")`);
+    return fail(
+      'sim/setup-failed',
+      `the enrollment server answered ${type === '' ? 'no content type' : type}, not application/x-apple-aspen-config (the device shows "Invalid Profile")`,
+    );
   }
   const parsed = parseProfile(answer.body, 'enrollment');
-  if ('problem' in parsed) return fail('sim/setup-failed', `the enrollment profile was refused: ${parsed.problem.text}`);
+  if ('problem' in parsed)
+    return fail('sim/setup-failed', `the enrollment profile was refused: ${parsed.problem.text}`);
   device.installProfile(parsed.profile);
   record.status = 'installed';
   record.profileIdentifier = parsed.profile.identifier;
@@ -158,7 +172,9 @@ async function enroll(
 /** `sim-ctl setup UDID complete`; see the module comment. */
 export async function completeSetup(device: VirtualDevice, credentials?: SetupCredentials): Promise<SetupResult> {
   if (device.setupComplete) {
-    throw new KitError('sim/invalid-state', `device ${device.udid} has already finished Setup Assistant`, { udid: device.udid });
+    throw new KitError('sim/invalid-state', `device ${device.udid} has already finished Setup Assistant`, {
+      udid: device.udid,
+    });
   }
   if (device.activationState === 'Unactivated') {
     throw new KitError(

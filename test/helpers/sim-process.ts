@@ -519,7 +519,12 @@ export class TestHost {
   /** A lockdown connection in a TLS session. */
   async session(): Promise<ServiceConnection> {
     const ld = await lockdownConnect(this.address, this.udid);
-    const r = await ld.request({ Label: 'vitest', HostID: this.keys.hostId, SystemBUID: this.keys.systemBuid, Request: 'StartSession' });
+    const r = await ld.request({
+      Label: 'vitest',
+      HostID: this.keys.hostId,
+      SystemBUID: this.keys.systemBuid,
+      Request: 'StartSession',
+    });
     if (r.Error !== undefined) {
       ld.close();
       throw new Error(`StartSession: ${String(r.Error)}`);

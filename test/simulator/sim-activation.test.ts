@@ -43,22 +43,42 @@ async function command(host: TestHost, dict: PlistDict): Promise<PlistDict> {
   return r;
 }
 
-async function post(url: string, body: BodyInit, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: Buffer; headers: Record<string, string> }> {
-  const res = await fetch(url, { method: 'POST', body, headers: { 'User-Agent': 'iOS Device Activator (MobileActivation-592.103.2)', ...headers } });
+async function post(
+  url: string,
+  body: string | Buffer | FormData | URLSearchParams,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string; body: Buffer; headers: Record<string, string> }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    body,
+    headers: { 'User-Agent': 'iOS Device Activator (MobileActivation-592.103.2)', ...headers },
+  });
   const h: Record<string, string> = {};
   res.headers.forEach((v, k) => {
     h[k] = v;
   });
-  return { status: res.status, type: res.headers.get('content-type') ?? '', body: Buffer.from(await res.arrayBuffer()), headers: h };
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    body: Buffer.from(await res.arrayBuffer()),
+    headers: h,
+  };
 }
 
 /** Steps 2–5 of the session flow; returns the deviceActivation answer. */
-async function sessionActivation(host: TestHost, multipart: boolean): Promise<{ status: number; type: string; body: Buffer; headers: Record<string, string> }> {
+async function sessionActivation(
+  host: TestHost,
+  multipart: boolean,
+): Promise<{ status: number; type: string; body: Buffer; headers: Record<string, string> }> {
   const endpoint = await control.activationEndpoint();
   const info = await command(host, { Command: 'CreateTunnel1SessionInfoRequest' });
   const blob = info.Value;
-  if (!isPlistDict(blob) || !Buffer.isBuffer(blob.HandshakeRequestMessage)) throw new Error(`no session blob: ${JSON.stringify(info)}`);
-  const hs = await post(endpoint.drmHandshakeUrl, encodeXml(blob), { 'Content-Type': 'application/x-apple-plist', Accept: 'application/xml' });
+  if (!isPlistDict(blob) || !Buffer.isBuffer(blob.HandshakeRequestMessage))
+    throw new Error(`no session blob: ${JSON.stringify(info)}`);
+  const hs = await post(endpoint.drmHandshakeUrl, encodeXml(blob), {
+    'Content-Type': 'application/x-apple-plist',
+    Accept: 'application/xml',
+  });
   expect(hs.status).toBe(200);
   expect(hs.type).toBe('application/xml');
   const hsPlist = decodePlist(hs.body);
@@ -86,7 +106,16 @@ describe('session-mode activation (mobileactivationd + drmHandshake + deviceActi
     const doc = decodePlist(answer.body);
     if (!isPlistDict(doc) || !isPlistDict(doc.ActivationRecord)) throw new Error('no ActivationRecord');
     expect(Object.keys(doc.ActivationRecord).sort()).toEqual(
-      ['AccountToken', 'AccountTokenCertificate', 'AccountTokenSignature', 'DeviceCertificate', 'FairPlayKeyData', 'RegulatoryInfo', 'UniqueDeviceCertificate', 'unbrick'].sort(),
+      [
+        'AccountToken',
+        'AccountTokenCertificate',
+        'AccountTokenSignature',
+        'DeviceCertificate',
+        'FairPlayKeyData',
+        'RegulatoryInfo',
+        'UniqueDeviceCertificate',
+        'unbrick',
+      ].sort(),
     );
     const done = await command(host, {
       Command: 'HandleActivationInfoWithSessionRequest',
@@ -97,17 +126,24 @@ describe('session-mode activation (mobileactivationd + drmHandshake + deviceActi
     expect(sim.state(udid).activationState).toBe('Activated');
     expect(await command(host, { Command: 'GetActivationStateRequest' })).toEqual({ Value: 'Activated' });
     const s = await host.session();
-    expect(await s.request({ Request: 'SetValue', Key: 'ActivationStateAcknowledged', Value: true })).toMatchObject({ Request: 'SetValue' });
+    expect(await s.request({ Request: 'SetValue', Key: 'ActivationStateAcknowledged', Value: true })).toMatchObject({
+      Request: 'SetValue',
+    });
     expect((await s.request({ Request: 'GetValue', Key: 'ActivationStateAcknowledged' })).Value).toBe(true);
     s.close();
-    expect(sim.appleActivationServer?.exchanges.filter((e) => e.udid === udid).map((e) => e.outcome)).toEqual(['handshake', 'activated']);
+    expect(sim.appleActivationServer?.exchanges.filter((e) => e.udid === udid).map((e) => e.outcome)).toEqual([
+      'handshake',
+      'activated',
+    ]);
   });
 
   it('accepts form-urlencoded (pymobiledevice3, go-ios) and DeactivateRequest undoes it', async () => {
     const { udid, host } = await pairedHost('fresh');
     const answer = await sessionActivation(host, false);
     expect(answer.type).toBe('text/xml');
-    expect((await command(host, { Command: 'HandleActivationInfoWithSessionRequest', Value: answer.body })).Error).toBeUndefined();
+    expect(
+      (await command(host, { Command: 'HandleActivationInfoWithSessionRequest', Value: answer.body })).Error,
+    ).toBeUndefined();
     expect(sim.state(udid).activationState).toBe('Activated');
     expect((await command(host, { Command: 'DeactivateRequest' })).Error).toBeUndefined();
     expect(sim.state(udid).activationState).toBe('Unactivated');
@@ -119,14 +155,16 @@ describe('session-mode activation (mobileactivationd + drmHandshake + deviceActi
     const endpoint = await control.activationEndpoint();
     await command(host, { Command: 'CreateTunnel1SessionInfoRequest' });
     const theirs = await command(other.host, { Command: 'CreateTunnel1SessionInfoRequest' });
-    const hs = await post(endpoint.drmHandshakeUrl, encodeXml(theirs.Value as PlistDict), { 'Content-Type': 'application/x-apple-plist' });
+    const hs = await post(endpoint.drmHandshakeUrl, encodeXml(theirs.Value as PlistDict), {
+      'Content-Type': 'application/x-apple-plist',
+    });
     const r = await command(host, { Command: 'CreateTunnel1ActivationInfoRequest', Value: hs.body });
     expect(String(r.Error)).toContain('Failed to establish session.');
     // A record the server made for the other device does not activate this one.
     const answer = await sessionActivation(other.host, true);
-    expect(String((await command(host, { Command: 'HandleActivationInfoWithSessionRequest', Value: answer.body })).Error)).toContain(
-      'Failed to handle activation response.',
-    );
+    expect(
+      String((await command(host, { Command: 'HandleActivationInfoWithSessionRequest', Value: answer.body })).Error),
+    ).toContain('Failed to handle activation response.');
     expect(sim.state(udid).activationState).toBe('Unactivated');
   });
 
@@ -140,12 +178,18 @@ describe('session-mode activation (mobileactivationd + drmHandshake + deviceActi
     expect(xml).toMatch(/<editableTextRow id="login"/);
     expect(xml).toMatch(/<editableTextRow id="password"[^>]*secure="true"/);
     expect(xml).toMatch(/<serverInfo isAuthRequired="true"/);
-    expect((await command(host, { Command: 'HandleActivationInfoWithSessionRequest', Value: answer.body })).Error).toBeDefined();
+    expect(
+      (await command(host, { Command: 'HandleActivationInfoWithSessionRequest', Value: answer.body })).Error,
+    ).toBeDefined();
     expect(sim.state(udid)).toMatchObject({ activationState: 'Unactivated', activationLocked: true });
     // Answering the form does not lift the lock.
-    const creds = await post((await control.activationEndpoint()).url, new URLSearchParams({ login: 'a@example.com', password: 'x', isAuthRequired: 'true' }), {
-      'Content-Type': 'application/x-www-form-urlencoded',
-    });
+    const creds = await post(
+      (await control.activationEndpoint()).url,
+      new URLSearchParams({ login: 'a@example.com', password: 'x', isAuthRequired: 'true' }),
+      {
+        'Content-Type': 'application/x-www-form-urlencoded',
+      },
+    );
     expect(creds.type).toBe('application/x-buddyml');
     expect(creds.body.toString('utf8')).toMatch(/<alert title=/);
   });
@@ -155,7 +199,9 @@ describe('session-mode activation (mobileactivationd + drmHandshake + deviceActi
     const endpoint = await control.setActivationFailure(500);
     expect(endpoint).toMatchObject({ simulated: true, failureStatus: 500 });
     const info = await command(host, { Command: 'CreateTunnel1SessionInfoRequest' });
-    const hs = await post(endpoint.drmHandshakeUrl, encodeXml(info.Value as PlistDict), { 'Content-Type': 'application/x-apple-plist' });
+    const hs = await post(endpoint.drmHandshakeUrl, encodeXml(info.Value as PlistDict), {
+      'Content-Type': 'application/x-apple-plist',
+    });
     expect(hs.status).toBe(500);
     expect(hs.type).toBe('text/html');
     expect((await control.setActivationFailure(null)).failureStatus).toBeNull();
@@ -172,7 +218,10 @@ describe('legacy lockdown activation (GetValue ActivationInfo + Activate)', () =
     if (!isPlistDict(info.Value)) throw new Error('no ActivationInfo');
     expect(Buffer.isBuffer(info.Value.ActivationInfoXML)).toBe(true);
     // libideviceactivation sends the dict stripped of its <plist> wrapper, multipart.
-    const stripped = encodeXml(info.Value).toString('utf8').replace(/^[\s\S]*?<plist[^>]*>\n?/, '').replace(/\n?<\/plist>\s*$/, '');
+    const stripped = encodeXml(info.Value)
+      .toString('utf8')
+      .replace(/^[\s\S]*?<plist[^>]*>\n?/, '')
+      .replace(/\n?<\/plist>\s*$/, '');
     const form = new FormData();
     form.set('InStoreActivation', 'false');
     form.set('AppleSerialNumber', sim.state(udid).serial);
@@ -186,9 +235,14 @@ describe('legacy lockdown activation (GetValue ActivationInfo + Activate)', () =
     if (!isPlistDict(doc) || !isPlistDict(doc['iphone-activation'])) throw new Error('no iphone-activation');
     const node = doc['iphone-activation'];
     expect(node['ack-received']).toBe(true);
-    expect(await s.request({ Request: 'Activate', ActivationRecord: { bogus: true } })).toEqual({ Request: 'Activate', Error: 'InvalidActivationRecord' });
+    expect(await s.request({ Request: 'Activate', ActivationRecord: { bogus: true } })).toEqual({
+      Request: 'Activate',
+      Error: 'InvalidActivationRecord',
+    });
     expect(await s.request({ Request: 'Activate' })).toEqual({ Request: 'Activate', Error: 'MissingActivationRecord' });
-    expect(await s.request({ Request: 'Activate', ActivationRecord: node['activation-record'] as PlistDict })).toEqual({ Request: 'Activate' });
+    expect(await s.request({ Request: 'Activate', ActivationRecord: node['activation-record'] as PlistDict })).toEqual({
+      Request: 'Activate',
+    });
     expect(sim.state(udid).activationState).toBe('Activated');
     expect((await s.request({ Request: 'GetValue', Key: 'ActivationState' })).Value).toBe('Activated');
     s.close();

@@ -53,7 +53,10 @@ function decode(raw: Buffer): Packet {
 
 class Afc {
   private num = 0n;
-  constructor(readonly conn: ServiceConnection) {}
+  readonly conn: ServiceConnection;
+  constructor(conn: ServiceConnection) {
+    this.conn = conn;
+  }
 
   async op(op: number, headerPayload: Buffer, data: Buffer = Buffer.alloc(0)): Promise<Packet> {
     this.num++;
@@ -80,11 +83,14 @@ class Afc {
 }
 
 const path0 = (p: string): Buffer => Buffer.from(`${p}\0`);
-const u64 = (...n: number[]): Buffer => Buffer.concat(n.map((x) => {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(x), 0);
-  return b;
-}));
+const u64 = (...n: number[]): Buffer =>
+  Buffer.concat(
+    n.map((x) => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(x), 0);
+      return b;
+    }),
+  );
 const pairs = (b: Buffer): Record<string, string> => {
   const parts = b.toString('utf8').split('\0').slice(0, -1);
   const out: Record<string, string> = {};
@@ -107,17 +113,30 @@ describe('AFC', () => {
     const recordedList = decode(fs.readFileSync(path.join(RECORDED, 'afclistdirresponse.bin')));
 
     const st = await afc.op(0x09, path0('Kitting'));
-    expect([st.magic, st.op, st.thisLength, st.entire]).toEqual([recordedStatus.magic, recordedStatus.op, recordedStatus.thisLength, recordedStatus.entire]);
+    expect([st.magic, st.op, st.thisLength, st.entire]).toEqual([
+      recordedStatus.magic,
+      recordedStatus.op,
+      recordedStatus.thisLength,
+      recordedStatus.entire,
+    ]);
     expect(afc.status(st)).toBe(0n);
 
     const info = await afc.op(0x0a, path0('iTunes_Control'));
-    expect([info.magic, info.op, info.thisLength]).toEqual([recordedInfo.magic, recordedInfo.op, recordedInfo.thisLength]);
+    expect([info.magic, info.op, info.thisLength]).toEqual([
+      recordedInfo.magic,
+      recordedInfo.op,
+      recordedInfo.thisLength,
+    ]);
     expect(Object.keys(pairs(info.data))).toEqual(Object.keys(pairs(recordedInfo.data)));
     expect(pairs(info.data).st_ifmt).toBe('S_IFDIR');
     expect(pairs(info.data).st_mtime).toMatch(/^\d{19}$/);
 
     const list = await afc.op(0x03, path0('/'));
-    expect([list.magic, list.op, list.thisLength]).toEqual([recordedList.magic, recordedList.op, recordedList.thisLength]);
+    expect([list.magic, list.op, list.thisLength]).toEqual([
+      recordedList.magic,
+      recordedList.op,
+      recordedList.thisLength,
+    ]);
     const names = list.data.toString('utf8').split('\0').slice(0, -1);
     const recordedNames = recordedList.data.toString('utf8').split('\0').slice(0, -1);
     expect(names.slice(0, 2)).toEqual(['.', '..']);
@@ -180,7 +199,9 @@ describe('AFC', () => {
     expect(afc.status(await afc.op(0x09, path0('Other')))).toBe(10n);
     afc.conn.close();
     const mc = await host.service('com.apple.mobile.MCInstall');
-    expect(await mc.request({ RequestType: 'EraseDevice', PreserveDataPlan: true })).toEqual({ Status: 'Acknowledged' });
+    expect(await mc.request({ RequestType: 'EraseDevice', PreserveDataPlan: true })).toEqual({
+      Status: 'Acknowledged',
+    });
     await mc.waitClosed();
     const deadline = Date.now() + 15_000;
     while (!sim.state(udid).attached || sim.state(udid).preset !== 'fresh') {

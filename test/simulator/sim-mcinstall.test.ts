@@ -46,7 +46,10 @@ afterAll(async () => {
 });
 
 /** A new device of `preset`, paired (normal Pair), with an MCInstall connection. */
-async function pairedMc(preset: string, productType?: string): Promise<{ udid: string; host: TestHost; mc: ServiceConnection }> {
+async function pairedMc(
+  preset: string,
+  productType?: string,
+): Promise<{ udid: string; host: TestHost; mc: ServiceConnection }> {
   const udid = sim.plug(preset, productType);
   const host = await TestHost.create(sim.usbmuxdAddress, udid, sim.systemBuid);
   const r = await host.pair();
@@ -125,25 +128,38 @@ describe('cloud configuration', () => {
     expect(cc.IsMultiUser).toBeUndefined();
     const again = await mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: sent });
     expect(errorOf(again)).toEqual({ code: 14002, domain: 'MCTunnelErrorDomain' });
-    expect(sim.state(udid).cloudConfiguration).toMatchObject({ OrganizationName: 'Unsupervised Org', IsMandatory: true });
+    expect(sim.state(udid).cloudConfiguration).toMatchObject({
+      OrganizationName: 'Unsupervised Org',
+      IsMandatory: true,
+    });
     mc.close();
   });
 
   it('keeps IsMultiUser on a supervised iPad, drops it on an iPhone', async () => {
     const pad = await pairedMc('activated', 'iPad13,18');
-    await pad.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true, { IsMultiUser: true }) });
+    await pad.mc.request({
+      RequestType: 'SetCloudConfiguration',
+      CloudConfiguration: supervisedConfig(true, { IsMultiUser: true }),
+    });
     expect(sim.state(pad.udid).cloudConfiguration?.IsMultiUser).toBe(true);
     expect(sim.state(pad.udid).supervised).toBe(true);
     pad.mc.close();
     const phone = await pairedMc('activated', 'iPhone12,8');
-    await phone.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true, { IsMultiUser: true }) });
+    await phone.mc.request({
+      RequestType: 'SetCloudConfiguration',
+      CloudConfiguration: supervisedConfig(true, { IsMultiUser: true }),
+    });
     expect(sim.state(phone.udid).cloudConfiguration).not.toHaveProperty('IsMultiUser');
     phone.mc.close();
   });
 
   it('is refused before activation (33003), with an ADE assignment (33004), and with a wrongly typed key (33002)', async () => {
     const fresh = await pairedMc('fresh');
-    expect(errorOf(await fresh.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) }))).toEqual({
+    expect(
+      errorOf(
+        await fresh.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) }),
+      ),
+    ).toEqual({
       code: 33003,
       domain: 'MCCloudConfigErrorDomain',
     });
@@ -152,17 +168,26 @@ describe('cloud configuration', () => {
 
     const ade = await pairedMc('activated');
     sim.set(ade.udid, { adeAssigned: true });
-    expect(errorOf(await ade.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) }))).toEqual({
+    expect(
+      errorOf(
+        await ade.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) }),
+      ),
+    ).toEqual({
       code: 33004,
       domain: 'MCCloudConfigErrorDomain',
     });
     sim.set(ade.udid, { adeAssigned: false });
     expect(
-      errorOf(await ade.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: { AllowPairing: 'yes' } })).code,
+      errorOf(
+        await ade.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: { AllowPairing: 'yes' } }),
+      ).code,
     ).toBe(33002);
     expect(
       errorOf(
-        await ade.mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: { SupervisorHostCertificates: ['not data'] } }),
+        await ade.mc.request({
+          RequestType: 'SetCloudConfiguration',
+          CloudConfiguration: { SupervisorHostCertificates: ['not data'] },
+        }),
       ).code,
     ).toBe(33002);
     expect(sim.state(ade.udid).cloudConfiguration).toBeNull();
@@ -172,7 +197,9 @@ describe('cloud configuration', () => {
   it('AllowPairing=false deletes every pairing; normal Pair gets MCProtected; supervised pairing still works', async () => {
     const { udid, host, mc } = await pairedMc('activated');
     expect(sim.state(udid).pairings).toHaveLength(1);
-    expect(await mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(false) })).toEqual({
+    expect(
+      await mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(false) }),
+    ).toEqual({
       Status: 'Acknowledged',
     });
     mc.close();
@@ -180,7 +207,9 @@ describe('cloud configuration', () => {
     await expect(host.session()).rejects.toThrow(/InvalidHostID/);
     expect((await host.pair()).Error).toBe('MCProtected');
     // Another identity's certificate is no way in either.
-    expect((await host.pair({ SupervisorCertificate: stranger.certDer, ExtendedPairingErrors: true })).Error).toBe('MCProtected');
+    expect((await host.pair({ SupervisorCertificate: stranger.certDer, ExtendedPairingErrors: true })).Error).toBe(
+      'MCProtected',
+    );
 
     const first = await host.pair({ SupervisorCertificate: supervisor.certDer, ExtendedPairingErrors: true });
     expect(first.Error).toBe('MCChallengeRequired');
@@ -192,7 +221,9 @@ describe('cloud configuration', () => {
     // … the right one pairs without a dialog.
     const again = await host.pair({ SupervisorCertificate: supervisor.certDer, ExtendedPairingErrors: true });
     const c2 = (again.ExtendedResponse as PlistDict).PairingChallenge as Buffer;
-    const ok = await host.pair({ ChallengeResponse: cmsSign(c2, supervisor.certPem, supervisor.keyPem, { digest: 'sha1' }) });
+    const ok = await host.pair({
+      ChallengeResponse: cmsSign(c2, supervisor.certPem, supervisor.keyPem, { digest: 'sha1' }),
+    });
     expect(ok.Error).toBeUndefined();
     expect(Buffer.isBuffer(ok.EscrowBag)).toBe(true);
     expect(sim.state(udid).pairings.map((p) => p.hostId)).toEqual([host.keys.hostId]);
@@ -213,7 +244,9 @@ describe('cloud configuration', () => {
     expect((await host.pair()).Error).toBe('MCProtected');
     const first = await host.pair({ SupervisorCertificate: supervisor.certDer });
     const challenge = (first.ExtendedResponse as PlistDict).PairingChallenge as Buffer;
-    expect((await host.pair({ ChallengeResponse: cmsSign(challenge, supervisor.certPem, supervisor.keyPem) })).Error).toBeUndefined();
+    expect(
+      (await host.pair({ ChallengeResponse: cmsSign(challenge, supervisor.certPem, supervisor.keyPem) })).Error,
+    ).toBeUndefined();
     const mc = await host.service(MC);
     const cc = await mc.request({ RequestType: 'GetCloudConfiguration' });
     expect((cc.CloudConfiguration as PlistDict).IsSupervised).toBe(true);
@@ -235,30 +268,46 @@ describe('escalation and profiles', () => {
   afterAll(() => mc.close());
 
   it('Escalate refuses a foreign certificate and go-ios’ single zero byte with CertificateRejected', async () => {
-    expect(await mc.request({ RequestType: 'Escalate', SupervisorCertificate: stranger.certDer })).toEqual({ Status: 'CertificateRejected' });
-    expect(await mc.request({ RequestType: 'Escalate', SupervisorCertificate: Buffer.from([0]) })).toEqual({ Status: 'CertificateRejected' });
+    expect(await mc.request({ RequestType: 'Escalate', SupervisorCertificate: stranger.certDer })).toEqual({
+      Status: 'CertificateRejected',
+    });
+    expect(await mc.request({ RequestType: 'Escalate', SupervisorCertificate: Buffer.from([0]) })).toEqual({
+      Status: 'CertificateRejected',
+    });
   });
 
   it('InstallProfileSilent without escalation is refused (4025); a bad signature or a detached CMS is SignedRequestRejected', async () => {
-    const silent = await mc.request({ RequestType: 'InstallProfileSilent', Payload: profileBytes('com.example.early') });
+    const silent = await mc.request({
+      RequestType: 'InstallProfileSilent',
+      Payload: profileBytes('com.example.early'),
+    });
     expect(errorOf(silent)).toEqual({ code: 4025, domain: 'MCInstallationErrorDomain' });
 
     let r = await mc.request({ RequestType: 'Escalate', SupervisorCertificate: supervisor.certDer });
     let challenge = r.Challenge as Buffer;
     // Signed by another key, with the supervisor's certificate claimed as signer.
     const forged = cmsSign(challenge, supervisor.certPem, stranger.keyPem);
-    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: forged })).toEqual({ Status: 'SignedRequestRejected' });
+    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: forged })).toEqual({
+      Status: 'SignedRequestRejected',
+    });
 
     r = await mc.request({ RequestType: 'Escalate', SupervisorCertificate: supervisor.certDer });
     challenge = r.Challenge as Buffer;
     const detached = cmsSign(challenge, supervisor.certPem, supervisor.keyPem, { detached: true });
-    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: detached })).toEqual({ Status: 'SignedRequestRejected' });
+    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: detached })).toEqual({
+      Status: 'SignedRequestRejected',
+    });
 
     r = await mc.request({ RequestType: 'Escalate', SupervisorCertificate: supervisor.certDer });
     // Signed by a different identity entirely.
     const other = cmsSign(r.Challenge as Buffer, stranger.certPem, stranger.keyPem);
-    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: other })).toEqual({ Status: 'SignedRequestRejected' });
-    expect(errorOf(await mc.request({ RequestType: 'InstallProfileSilent', Payload: profileBytes('com.example.early') })).code).toBe(4025);
+    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: other })).toEqual({
+      Status: 'SignedRequestRejected',
+    });
+    expect(
+      errorOf(await mc.request({ RequestType: 'InstallProfileSilent', Payload: profileBytes('com.example.early') }))
+        .code,
+    ).toBe(4025);
   });
 
   it('escalates with the right identity, then installs silently', async () => {
@@ -266,22 +315,32 @@ describe('escalation and profiles', () => {
     expect(r.Status).toBe('Acknowledged');
     expect(Buffer.isBuffer(r.Challenge) && r.Challenge.length).toBe(8);
     const signed = cmsSign(r.Challenge as Buffer, supervisor.certPem, supervisor.keyPem);
-    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: signed })).toEqual({ Status: 'Acknowledged' });
-    expect(await mc.request({ RequestType: 'ProceedWithKeybagMigration' })).toEqual({ Status: 'Acknowledged' });
-    expect(await mc.request({ RequestType: 'InstallProfileSilent', Payload: profileBytes('com.example.silent', 'Silent') })).toEqual({
+    expect(await mc.request({ RequestType: 'EscalateResponse', SignedRequest: signed })).toEqual({
       Status: 'Acknowledged',
     });
-    expect(sim.state(udid).profiles.find((p) => p.identifier === 'com.example.silent')).toMatchObject({ source: 'silent' });
+    expect(await mc.request({ RequestType: 'ProceedWithKeybagMigration' })).toEqual({ Status: 'Acknowledged' });
+    expect(
+      await mc.request({ RequestType: 'InstallProfileSilent', Payload: profileBytes('com.example.silent', 'Silent') }),
+    ).toEqual({
+      Status: 'Acknowledged',
+    });
+    expect(sim.state(udid).profiles.find((p) => p.identifier === 'com.example.silent')).toMatchObject({
+      source: 'silent',
+    });
   });
 
   it('InstallProfile installs at once during Setup Assistant, waits for approval afterwards; list and remove', async () => {
-    expect(await mc.request({ RequestType: 'InstallProfile', Payload: profileBytes('com.example.during-setup', 'During') })).toEqual({
+    expect(
+      await mc.request({ RequestType: 'InstallProfile', Payload: profileBytes('com.example.during-setup', 'During') }),
+    ).toEqual({
       Status: 'Acknowledged',
     });
     expect(sim.state(udid).profiles.map((p) => p.identifier)).toContain('com.example.during-setup');
 
     sim.set(udid, { setupComplete: true });
-    expect(await mc.request({ RequestType: 'InstallProfile', Payload: profileBytes('com.example.later', 'Later') })).toEqual({
+    expect(
+      await mc.request({ RequestType: 'InstallProfile', Payload: profileBytes('com.example.later', 'Later') }),
+    ).toEqual({
       Status: 'Acknowledged',
     });
     let st = sim.state(udid);
@@ -302,35 +361,63 @@ describe('escalation and profiles', () => {
     expect(typeof meta.PayloadUUID).toBe('string');
 
     // go-ios sends the identifier, pymobiledevice3 an XML plist, appium a binary plist.
-    expect(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: 'com.example.silent' })).toEqual({ Status: 'Acknowledged' });
-    const xmlId = encodeXml({ PayloadType: 'Configuration', PayloadIdentifier: 'com.example.later', PayloadUUID: meta.PayloadUUID as string, PayloadVersion: 1 });
-    expect(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: xmlId })).toEqual({ Status: 'Acknowledged' });
-    const binId = encodeBinary({ PayloadType: 'Configuration', PayloadIdentifier: 'com.example.during-setup', PayloadVersion: 1 });
-    expect(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: binId })).toEqual({ Status: 'Acknowledged' });
-    expect(errorOf(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: 'com.example.none' })).code).toBe(4024);
+    expect(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: 'com.example.silent' })).toEqual({
+      Status: 'Acknowledged',
+    });
+    const xmlId = encodeXml({
+      PayloadType: 'Configuration',
+      PayloadIdentifier: 'com.example.later',
+      PayloadUUID: meta.PayloadUUID as string,
+      PayloadVersion: 1,
+    });
+    expect(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: xmlId })).toEqual({
+      Status: 'Acknowledged',
+    });
+    const binId = encodeBinary({
+      PayloadType: 'Configuration',
+      PayloadIdentifier: 'com.example.during-setup',
+      PayloadVersion: 1,
+    });
+    expect(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: binId })).toEqual({
+      Status: 'Acknowledged',
+    });
+    expect(
+      errorOf(await mc.request({ RequestType: 'RemoveProfile', ProfileIdentifier: 'com.example.none' })).code,
+    ).toBe(4024);
     expect((await mc.request({ RequestType: 'GetProfileList' })).OrderedIdentifiers).toEqual([]);
   });
 
   it('refuses malformed profiles and empty payloads', async () => {
-    expect(errorOf(await mc.request({ RequestType: 'InstallProfile', Payload: Buffer.from('not a profile') }))).toEqual({
-      code: 1000,
-      domain: 'MCProfileErrorDomain',
-    });
+    expect(errorOf(await mc.request({ RequestType: 'InstallProfile', Payload: Buffer.from('not a profile') }))).toEqual(
+      {
+        code: 1000,
+        domain: 'MCProfileErrorDomain',
+      },
+    );
     expect(await mc.request({ RequestType: 'InstallProfile' })).toEqual({ Status: 'ErrorPayloadEmpty' });
     expect(errorOf(await mc.request({ RequestType: 'InstallProfile', Payload: 'text' })).code).toBe(14000);
   });
 
   it('StoreProfile keeps one profile for after setup; GetStoredProfile answers it as ProfileData', async () => {
-    expect(await mc.request({ RequestType: 'GetStoredProfile', Purpose: 'PostSetupInstallation' })).toEqual({ Status: 'Acknowledged' });
+    expect(await mc.request({ RequestType: 'GetStoredProfile', Purpose: 'PostSetupInstallation' })).toEqual({
+      Status: 'Acknowledged',
+    });
     const bytes = profileBytes('com.example.stored', 'Stored');
-    expect(await mc.request({ RequestType: 'StoreProfile', ProfileData: bytes, Purpose: 'Later' })).toEqual({ Status: 'CommandFormatError' });
-    expect(await mc.request({ RequestType: 'StoreProfile', ProfileData: bytes, Purpose: 'PostSetupInstallation' })).toEqual({
+    expect(await mc.request({ RequestType: 'StoreProfile', ProfileData: bytes, Purpose: 'Later' })).toEqual({
+      Status: 'CommandFormatError',
+    });
+    expect(
+      await mc.request({ RequestType: 'StoreProfile', ProfileData: bytes, Purpose: 'PostSetupInstallation' }),
+    ).toEqual({
       Status: 'Acknowledged',
     });
     const got = await mc.request({ RequestType: 'GetStoredProfile', Purpose: 'PostSetupInstallation' });
     expect(got.Status).toBe('Acknowledged');
     expect(Buffer.isBuffer(got.ProfileData) && got.ProfileData.equals(bytes)).toBe(true);
-    expect(sim.state(udid).storedProfile).toMatchObject({ identifier: 'com.example.stored', purpose: 'PostSetupInstallation' });
+    expect(sim.state(udid).storedProfile).toMatchObject({
+      identifier: 'com.example.stored',
+      purpose: 'PostSetupInstallation',
+    });
   });
 });
 
@@ -338,15 +425,22 @@ describe('faults', () => {
   it('error=<RequestType>:<Code> answers an ErrorChain (or a literal status) for that request', async () => {
     const { udid, mc } = await pairedMc('activated');
     sim.fault(udid, 'error=SetCloudConfiguration:33023', { once: true });
-    expect(errorOf(await mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) }))).toEqual({
+    expect(
+      errorOf(await mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) })),
+    ).toEqual({
       code: 33023,
       domain: 'MCCloudConfigErrorDomain',
     });
     expect(sim.state(udid).cloudConfiguration).toBeNull();
     sim.fault(udid, 'error=GetProfileList:14001', { once: true });
-    expect(errorOf(await mc.request({ RequestType: 'GetProfileList' }))).toEqual({ code: 14001, domain: 'MCTunnelErrorDomain' });
+    expect(errorOf(await mc.request({ RequestType: 'GetProfileList' }))).toEqual({
+      code: 14001,
+      domain: 'MCTunnelErrorDomain',
+    });
     sim.fault(udid, 'error=Escalate:CertificateRejected', { once: true });
-    expect(await mc.request({ RequestType: 'Escalate', SupervisorCertificate: supervisor.certDer })).toEqual({ Status: 'CertificateRejected' });
+    expect(await mc.request({ RequestType: 'Escalate', SupervisorCertificate: supervisor.certDer })).toEqual({
+      Status: 'CertificateRejected',
+    });
     mc.close();
   });
 
@@ -357,7 +451,10 @@ describe('faults', () => {
     await mc.waitClosed();
     expect(sim.state(udid).cloudConfiguration).toMatchObject({ IsSupervised: true });
     const mc2 = await host.service(MC);
-    expect(errorOf(await mc2.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) })).code).toBe(14002);
+    expect(
+      errorOf(await mc2.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) }))
+        .code,
+    ).toBe(14002);
     mc2.close();
   });
 });
@@ -367,11 +464,17 @@ describe('EraseDevice', () => {
     const { udid, host, mc } = await pairedMc('activated');
     await mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: supervisedConfig(true) });
     await mc.request({ RequestType: 'InstallProfile', Payload: profileBytes('com.example.before-erase') });
-    await mc.request({ RequestType: 'StoreProfile', ProfileData: profileBytes('com.example.stored'), Purpose: 'PostSetupInstallation' });
+    await mc.request({
+      RequestType: 'StoreProfile',
+      ProfileData: profileBytes('com.example.stored'),
+      Purpose: 'PostSetupInstallation',
+    });
     sim.set(udid, { deviceName: 'Cart 3 / 07', passcodeSet: true });
     const before = sim.state(udid).deviceId;
     expect(before).not.toBeNull();
-    expect(await mc.request({ RequestType: 'EraseDevice', PreserveDataPlan: 1, DisallowProximitySetup: false })).toEqual({
+    expect(
+      await mc.request({ RequestType: 'EraseDevice', PreserveDataPlan: 1, DisallowProximitySetup: false }),
+    ).toEqual({
       Status: 'Acknowledged',
     });
     await mc.waitClosed();
@@ -400,7 +503,9 @@ describe('EraseDevice', () => {
 
   it('refuses a wrongly typed PreserveDataPlan with CommandFormatError and stays', async () => {
     const { udid, mc } = await pairedMc('activated');
-    expect(await mc.request({ RequestType: 'EraseDevice', PreserveDataPlan: 'yes' })).toEqual({ Status: 'CommandFormatError' });
+    expect(await mc.request({ RequestType: 'EraseDevice', PreserveDataPlan: 'yes' })).toEqual({
+      Status: 'CommandFormatError',
+    });
     expect(sim.state(udid).attached).toBe(true);
     mc.close();
   });

@@ -19,7 +19,13 @@ let sim: Simulator;
 let mdm: http.Server;
 let mdmUrl: string;
 let deviceCaPem: string;
-const seen: { userAgent: string; contentType: string; authorization: string | undefined; machineInfo: PlistDict; signerOk: boolean }[] = [];
+const seen: {
+  userAgent: string;
+  contentType: string;
+  authorization: string | undefined;
+  machineInfo: PlistDict;
+  signerOk: boolean;
+}[] = [];
 const mdmSigner = makeSupervisionIdentity('MDM Signer');
 
 /** True when `der` (the signer certificate from the CMS) was issued by the device CA. */
@@ -41,7 +47,7 @@ beforeAll(async () => {
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       let machineInfo: PlistDict = {};
-      let signerOk = false;
+      let signerOk: boolean;
       try {
         const signed = readSignedPlist(body);
         if (isPlistDict(signed.content)) machineInfo = signed.content;
@@ -106,7 +112,7 @@ function verifySignerInfo(buf: Buffer, signerDer: Buffer): boolean {
   };
   const kids = (t: { cStart: number; end: number }): ReturnType<typeof read>[] => {
     const out: ReturnType<typeof read>[] = [];
-    for (let p = t.cStart; p < t.end; ) {
+    for (let p = t.cStart; p < t.end;) {
       const c = read(p);
       out.push(c);
       p = c.end;
@@ -163,13 +169,31 @@ describe('Setup Assistant enrollment', () => {
     expect(posts[0]?.authorization).toBeUndefined();
     expect(posts[1]?.authorization).toBe(`Basic ${Buffer.from('group-7:s3cret').toString('base64')}`);
     const st = sim.state(udid);
-    expect(posts[1]?.machineInfo).toMatchObject({ UDID: udid, SERIAL: st.serial, PRODUCT: st.productType, OS_VERSION: st.productVersion, LANGUAGE: st.language });
+    expect(posts[1]?.machineInfo).toMatchObject({
+      UDID: udid,
+      SERIAL: st.serial,
+      PRODUCT: st.productType,
+      OS_VERSION: st.productVersion,
+      LANGUAGE: st.language,
+    });
     expect(typeof posts[1]?.machineInfo.VERSION).toBe('string');
-    expect(result).toMatchObject({ setupComplete: true, installed: ['com.example.mdm.enroll'], skippedPanes: ['Location', 'WiFi', 'Siri'] });
+    expect(result).toMatchObject({
+      setupComplete: true,
+      installed: ['com.example.mdm.enroll'],
+      skippedPanes: ['Location', 'WiFi', 'Siri'],
+    });
     expect(st.setupComplete).toBe(true);
     expect(st.skippedPanes).toEqual(['Location', 'WiFi', 'Siri']);
-    expect(st.profiles).toEqual([expect.objectContaining({ identifier: 'com.example.mdm.enroll', fromEnrollment: true, source: 'enrollment' })]);
-    expect(st.enrollment).toMatchObject({ url: `${mdmUrl}/enroll/group-7`, status: 'installed', httpStatus: 200, attempts: 2, authenticated: true });
+    expect(st.profiles).toEqual([
+      expect.objectContaining({ identifier: 'com.example.mdm.enroll', fromEnrollment: true, source: 'enrollment' }),
+    ]);
+    expect(st.enrollment).toMatchObject({
+      url: `${mdmUrl}/enroll/group-7`,
+      status: 'installed',
+      httpStatus: 200,
+      attempts: 2,
+      authenticated: true,
+    });
     expect(st.cloudConfiguration).toMatchObject({ CloudConfigurationUIComplete: true });
   });
 
@@ -181,21 +205,32 @@ describe('Setup Assistant enrollment', () => {
     expect(st.profiles).toEqual([]);
     expect(st.enrollment).toMatchObject({ status: 'needs-credentials', httpStatus: 401, attempts: 1 });
     // Through the control API the same error code arrives.
-    await expect(new ControlClient(sim.controlAddress).setup(udid)).rejects.toMatchObject({ code: 'sim/setup-needs-credentials' });
+    await expect(new ControlClient(sim.controlAddress).setup(udid)).rejects.toMatchObject({
+      code: 'sim/setup-needs-credentials',
+    });
     // Wrong credentials fail too; the right ones finish.
-    await expect(sim.setup(udid, { username: 'group-7', password: 'nope' })).rejects.toMatchObject({ code: 'sim/setup-failed' });
-    expect((await sim.setup(udid, { username: 'group-7', password: 's3cret' })).installed).toEqual(['com.example.mdm.enroll']);
+    await expect(sim.setup(udid, { username: 'group-7', password: 'nope' })).rejects.toMatchObject({
+      code: 'sim/setup-failed',
+    });
+    expect((await sim.setup(udid, { username: 'group-7', password: 's3cret' })).installed).toEqual([
+      'com.example.mdm.enroll',
+    ]);
   });
 
   it('a signed profile without any prompt; a non-profile answer fails setup with a clear message', async () => {
     const open = await configured('/open');
     const r = await sim.setup(open.udid);
     expect(r.enrollment).toMatchObject({ status: 'installed', attempts: 1, authenticated: false });
-    expect(sim.state(open.udid).profiles).toEqual([expect.objectContaining({ identifier: 'com.example.mdm.open', signed: true, fromEnrollment: true })]);
+    expect(sim.state(open.udid).profiles).toEqual([
+      expect.objectContaining({ identifier: 'com.example.mdm.open', signed: true, fromEnrollment: true }),
+    ]);
 
     const html = await configured('/html');
     await expect(sim.setup(html.udid)).rejects.toThrow(/text\/html, not application\/x-apple-aspen-config/);
-    expect(sim.state(html.udid)).toMatchObject({ setupComplete: false, enrollment: { status: 'failed', httpStatus: 200 } });
+    expect(sim.state(html.udid)).toMatchObject({
+      setupComplete: false,
+      enrollment: { status: 'failed', httpStatus: 200 },
+    });
   });
 
   it('a stored profile is installed at setup completion (no ConfigurationURL)', async () => {
@@ -203,14 +238,23 @@ describe('Setup Assistant enrollment', () => {
     const host = await TestHost.create(sim.usbmuxdAddress, udid, sim.systemBuid);
     expect((await host.pair()).Error).toBeUndefined();
     const mc = await host.service('com.apple.mobile.MCInstall');
-    await mc.request({ RequestType: 'SetCloudConfiguration', CloudConfiguration: { AllowPairing: true, SkipSetup: ['Appearance'] } });
-    await mc.request({ RequestType: 'StoreProfile', ProfileData: profileBytes('com.example.staged', 'Staged'), Purpose: 'PostSetupInstallation' });
+    await mc.request({
+      RequestType: 'SetCloudConfiguration',
+      CloudConfiguration: { AllowPairing: true, SkipSetup: ['Appearance'] },
+    });
+    await mc.request({
+      RequestType: 'StoreProfile',
+      ProfileData: profileBytes('com.example.staged', 'Staged'),
+      Purpose: 'PostSetupInstallation',
+    });
     mc.close();
     const r = await sim.setup(udid);
     expect(r).toMatchObject({ enrollment: null, installed: ['com.example.staged'], skippedPanes: ['Appearance'] });
     const st = sim.state(udid);
     expect(st.storedProfile).toBeNull();
-    expect(st.profiles).toEqual([expect.objectContaining({ identifier: 'com.example.staged', source: 'stored', fromEnrollment: false })]);
+    expect(st.profiles).toEqual([
+      expect.objectContaining({ identifier: 'com.example.staged', source: 'stored', fromEnrollment: false }),
+    ]);
     expect(st.cloudConfiguration).toMatchObject({ PostSetupProfileWasInstalled: true });
     await expect(sim.setup(udid)).rejects.toMatchObject({ code: 'sim/invalid-state' });
   });

@@ -28,9 +28,13 @@ function readFileArg(flag: string, file: string): Buffer {
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new KitError('io/read-failed', `${flag}: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`, {
-      cause: err,
-    });
+    throw new KitError(
+      'io/read-failed',
+      `${flag}: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
@@ -246,7 +250,8 @@ export function registerSim(program: Command): void {
     .option('--username <u>', 'user name for the Remote Management pane')
     .option('--password <p>', 'password for the Remote Management pane')
     .action(async (udid: string, action: string, opts: { username?: string; password?: string }, cmd: Command) => {
-      if (action !== 'complete') throw new KitError('usage/invalid-argument', `setup wants "complete", got "${action}"`);
+      if (action !== 'complete')
+        throw new KitError('usage/invalid-argument', `setup wants "complete", got "${action}"`);
       if ((opts.username === undefined) !== (opts.password === undefined))
         throw new KitError('usage/invalid-argument', 'give --username and --password together');
       const creds =
@@ -272,15 +277,21 @@ export function registerSim(program: Command): void {
 
   ctl
     .command('activation-server <mode>')
-    .description('the fake Apple activation server: fail[=STATUS] (default 500) answers every request with that HTTP status; ok answers normally')
+    .description(
+      'the fake Apple activation server: fail[=STATUS] (default 500) answers every request with that HTTP status; ok answers normally',
+    )
     .action(async (mode: string, _opts: unknown, cmd: Command) => {
       const m = /^(?:fail(?:=(\d{3}))?|ok)$/.exec(mode);
-      if (m === null) throw new KitError('usage/invalid-argument', `activation-server wants fail[=STATUS] or ok, got "${mode}"`);
+      if (m === null)
+        throw new KitError('usage/invalid-argument', `activation-server wants fail[=STATUS] or ok, got "${mode}"`);
       const status = mode === 'ok' ? null : Number(m[1] ?? '500');
       const r = await controlOf(cmd).setActivationFailure(status);
       const ctx = ctxOf(cmd);
       if (ctx.json) ctx.printJson(r);
-      else ctx.print(status === null ? `activation server: normal (${r.url})` : `activation server: HTTP ${status} (${r.url})`);
+      else
+        ctx.print(
+          status === null ? `activation server: normal (${r.url})` : `activation server: HTTP ${status} (${r.url})`,
+        );
     });
 
   ctl
