@@ -116,6 +116,7 @@ export const ERROR_CODES = {
   'lockdown/mc-challenge-required': spec(false),
   'lockdown/invalid-connection': spec(false),
   'lockdown/unknown-error': spec(false),
+  'lockdown/supervisor-rejected': spec(false),
   'diagnostics/failed': spec(false),
   // MCInstall (com.apple.mobile.MCInstall) ErrorChain / Status → code, at the device edge (protocols.md §4.2).
   'mcinstall/cloud-config-present': spec(false),
@@ -126,10 +127,20 @@ export const ERROR_CODES = {
   'mcinstall/not-escalated': spec(false),
   'mcinstall/profile-rejected': spec(false),
   'mcinstall/failed': spec(false),
+  'mcinstall/not-supervised': spec(false),
+  'mcinstall/profile-not-found': spec(false, 'not-found'),
+  // AFC (com.apple.afc) status codes → code (protocols.md Appendix A; src/device/services/afc.ts).
+  'afc/not-found': spec(false, 'not-found'),
+  'afc/exists': spec(false),
+  'afc/permission-denied': spec(false),
+  'afc/dir-not-empty': spec(false),
+  'afc/no-space': spec(false),
+  'afc/failed': spec(false),
   // activation through mobileactivationd and Apple's activation server (protocols.md §6).
   'activation/offline': spec(true),
   'activation/locked': spec(false),
   'activation/failed': spec(false),
+  'activation/server-error': spec(false),
 
   // kitting/ pipeline steps and the job runner (src/kitting/steps.ts, runner.ts)
   'kitting/erase-needed': spec(false),

@@ -544,6 +544,16 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Contact the developers with the error name from the message.',
     },
   },
+  'lockdown/supervisor-rejected': {
+    ja: {
+      title: '端末がこの監視用ID（証明書と秘密鍵）でのペアリングを受け付けませんでした',
+      action: 'この端末を監視している組織の監視用IDを指定してください（kitting identity list）。',
+    },
+    en: {
+      title: 'The device refused pairing with this supervision identity',
+      action: 'Use the supervision identity of the organization that supervises this device (kitting identity list).',
+    },
+  },
   'diagnostics/failed': {
     ja: {
       title: '端末が再起動・システム終了の要求を実行できませんでした',
@@ -574,7 +584,8 @@ export const ERROR_MESSAGES: MessageTable = {
   'mcinstall/ade-assigned': {
     ja: {
       title: '端末は自動デバイス登録（DEP）に割り当てられています',
-      action: '設定アシスタントで自動デバイス登録の手順で準備するか、Apple Business Manager で割り当てを解除してください。',
+      action:
+        '設定アシスタントで自動デバイス登録の手順で準備するか、Apple Business Manager で割り当てを解除してください。',
     },
     en: {
       title: 'The device is assigned to Automated Device Enrollment (DEP)',
@@ -616,11 +627,64 @@ export const ERROR_MESSAGES: MessageTable = {
     },
   },
   'mcinstall/failed': {
-    ja: { title: '端末が構成の要求を実行できませんでした', action: 'メッセージのエラー番号を確認し、もう一度お試しください。' },
+    ja: {
+      title: '端末が構成の要求を実行できませんでした',
+      action: 'メッセージのエラー番号を確認し、もう一度お試しください。',
+    },
     en: {
       title: 'The device could not carry out the configuration request',
       action: 'Check the error number in the message and retry.',
     },
+  },
+  'mcinstall/not-supervised': {
+    ja: {
+      title: '端末が監視対象ではないため、この操作はできません',
+      action: '監視対象として準備した端末で実行するか、通常のインストール（端末で承認）を使ってください。',
+    },
+    en: {
+      title: 'The device is not supervised, so this is not allowed',
+      action: 'Run it on a supervised device, or use a normal install (approved on the device).',
+    },
+  },
+  'mcinstall/profile-not-found': {
+    ja: {
+      title: '端末にその構成プロファイルはありません',
+      action: 'kitting profiles list で識別子を確認してください。',
+    },
+    en: { title: 'No such profile on the device', action: 'Check the identifier with kitting profiles list.' },
+  },
+  'afc/not-found': {
+    ja: { title: '端末上にそのファイルまたはフォルダはありません', action: 'パスを確認してください。' },
+    en: { title: 'No such file or folder on the device', action: 'Check the path.' },
+  },
+  'afc/exists': {
+    ja: {
+      title: '端末上に同じ名前のファイルまたはフォルダがあります',
+      action: '別の名前を使うか、先に削除してください。',
+    },
+    en: {
+      title: 'A file or folder with that name exists on the device',
+      action: 'Use another name or remove it first.',
+    },
+  },
+  'afc/permission-denied': {
+    ja: { title: '端末上のその場所には書き込めません', action: 'パスを確認してください。' },
+    en: { title: 'The device does not allow access to that path', action: 'Check the path.' },
+  },
+  'afc/dir-not-empty': {
+    ja: { title: '端末上のフォルダが空ではありません', action: '中身ごと削除する操作を使ってください。' },
+    en: { title: 'The folder on the device is not empty', action: 'Remove it with its contents instead.' },
+  },
+  'afc/no-space': {
+    ja: { title: '端末の空き容量が足りません', action: '端末の空き容量を確保してから、もう一度お試しください。' },
+    en: { title: 'The device is out of space', action: 'Free up space on the device and retry.' },
+  },
+  'afc/failed': {
+    ja: {
+      title: '端末のファイル操作に失敗しました',
+      action: 'メッセージのエラー番号を確認し、もう一度お試しください。',
+    },
+    en: { title: 'A file operation on the device failed', action: 'Check the error number in the message and retry.' },
   },
   'activation/offline': {
     ja: {
@@ -635,7 +699,8 @@ export const ERROR_MESSAGES: MessageTable = {
   'activation/locked': {
     ja: {
       title: '端末にアクティベーションロックがかかっています',
-      action: '以前の所有者の Apple アカウントで「探す」をオフにするか、Apple Business Manager でロックを解除してください。',
+      action:
+        '以前の所有者の Apple アカウントで「探す」をオフにするか、Apple Business Manager でロックを解除してください。',
     },
     en: {
       title: 'The device is Activation Locked',
@@ -646,10 +711,21 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: 'アクティベーション（Apple）に失敗しました', action: '端末を接続し直して、もう一度お試しください。' },
     en: { title: 'Activation failed', action: 'Plug the device in again and retry.' },
   },
+  'activation/server-error': {
+    ja: {
+      title: 'アクティベーション（Apple）のサーバーがエラーを返しました',
+      action: 'しばらく待ってから、もう一度お試しください（HTTP ステータスはメッセージに表示）。',
+    },
+    en: {
+      title: "Apple's activation server returned an error",
+      action: 'Wait a while and retry (the HTTP status is in the message).',
+    },
+  },
   'kitting/erase-needed': {
     ja: {
       title: '端末の構成がこのブループリントと異なるため、消去が必要です',
-      action: '相違点を確認し、ブループリントで「必要に応じて消去」をオンにして、消去を確認したうえで準備してください。',
+      action:
+        '相違点を確認し、ブループリントで「必要に応じて消去」をオンにして、消去を確認したうえで準備してください。',
     },
     en: {
       title: 'The device is configured differently from this blueprint and must be erased',
@@ -679,7 +755,8 @@ export const ERROR_MESSAGES: MessageTable = {
   'kitting/ade-assigned': {
     ja: {
       title: '端末は自動デバイス登録（DEP）に割り当てられているため、手動で構成できません',
-      action: '設定アシスタントで自動デバイス登録の手順で準備するか、Apple Business Manager で割り当てを解除してください。',
+      action:
+        '設定アシスタントで自動デバイス登録の手順で準備するか、Apple Business Manager で割り当てを解除してください。',
     },
     en: {
       title: 'The device has an Automated Device Enrollment (DEP) assignment and cannot be configured by hand',
@@ -716,14 +793,26 @@ export const ERROR_MESSAGES: MessageTable = {
   },
   'sim/invalid-state': {
     ja: { title: '仮想端末が今の状態ではその操作を受け付けません', action: 'sim-ctl state で状態を確認してください。' },
-    en: { title: 'The virtual device cannot do that in its current state', action: 'Check its state with sim-ctl state.' },
+    en: {
+      title: 'The virtual device cannot do that in its current state',
+      action: 'Check its state with sim-ctl state.',
+    },
   },
   'sim/control-unreachable': {
-    ja: { title: 'シミュレーターの制御ソケットに接続できません', action: 'kitting sim が起動しているか、--control の指定を確認してください。' },
-    en: { title: 'Cannot reach the simulator control socket', action: 'Check that kitting sim is running and the --control address.' },
+    ja: {
+      title: 'シミュレーターの制御ソケットに接続できません',
+      action: 'kitting sim が起動しているか、--control の指定を確認してください。',
+    },
+    en: {
+      title: 'Cannot reach the simulator control socket',
+      action: 'Check that kitting sim is running and the --control address.',
+    },
   },
   'sim/start-failed': {
-    ja: { title: 'シミュレーターを起動できませんでした', action: 'ソケットのパスやポートが使用中でないか確認してください。' },
+    ja: {
+      title: 'シミュレーターを起動できませんでした',
+      action: 'ソケットのパスやポートが使用中でないか確認してください。',
+    },
     en: { title: 'The simulator could not start', action: 'Check that the socket path or port is free.' },
   },
   'sim/setup-needs-credentials': {
