@@ -15,6 +15,7 @@ import {
   pairRecordToPlist,
   type PairRecord,
   type SignatureHash,
+  type SupervisorCredentials,
 } from './pairing.ts';
 import { majorVersion } from './tls.ts';
 import type { UsbmuxClient, UsbmuxDevice } from './usbmux.ts';
@@ -23,7 +24,10 @@ const log = createLogger('device/device');
 
 /** Progress of {@link openDevice} / {@link pairDevice}. */
 export type DeviceProgress =
-  PairProgress | { stage: 'pairing'; udid: string } | { stage: 'paired'; udid: string; hostId: string };
+  | PairProgress
+  | { stage: 'pairing'; udid: string }
+  | { stage: 'pairing-supervised'; udid: string }
+  | { stage: 'paired'; udid: string; hostId: string; supervised: boolean };
 
 export interface PairDeviceOptions {
   onProgress?: (event: DeviceProgress) => void;
@@ -34,6 +38,17 @@ export interface PairDeviceOptions {
   /** New root and host keys for this pairing instead of the process's {@link sharedHostKeys}. */
   freshKeys?: boolean;
   signal?: AbortSignal;
+  /**
+   * The organization's supervision identity. With it, a device that refuses normal pairing because
+   * it is supervised (`MCProtected` / `MCChallengeRequired`) is paired supervised (§3.4), without
+   * a Trust dialog.
+   */
+  supervisor?: SupervisorCredentials;
+  /**
+   * `auto` (default): normal pairing, supervised only when the device demands it and a supervisor
+   * is given. `supervised`: supervised pairing straight away (needs `supervisor`).
+   */
+  pairingMode?: 'auto' | 'supervised';
 }
 
 export interface OpenDeviceOptions extends PairDeviceOptions {
@@ -109,9 +124,15 @@ export async function connectLockdown(
 /**
  * Pairs over `lockdown` (§3.3): reads `DevicePublicKey`, `WiFiAddress` and the SystemBUID, makes
  * the certificates, sends `Pair` (waiting for Trust), and saves the record through usbmuxd with
- * the DeviceID so listeners get `Paired`.
- * @throws KitError `lockdown/trust-denied`, `lockdown/trust-pending`, `lockdown/password-protected`,
- * `lockdown/mc-challenge-required`, `usbmux/pair-record-failed` …
+ * the DeviceID so listeners get `Paired`. With `options.supervisor` a supervised device is paired
+ * with the supervision identity (§3.4): when `pairingMode` is `supervised`, or when normal pairing
+ * is refused with `MCProtected` / `MCChallengeRequired`. A supervised pairing the device accepts
+ * without an `EscrowBag` means it is locked: the record is not saved.
+ * @throws KitError `lockdown/trust-denied`, `lockdown/trust-pending`, `lockdown/password-protected`
+ * (locked; also after a supervised pairing without EscrowBag), `lockdown/mc-protected` /
+ * `lockdown/mc-challenge-required` (supervised device, no supervisor given),
+ * `lockdown/supervisor-rejected` (wrong identity), `usage/invalid-argument` (`supervised` without a
+ * supervisor), `usbmux/pair-record-failed` …
  */
 export async function pairDevice(
   usbmux: UsbmuxClient,
@@ -142,14 +163,53 @@ export async function pairDevice(
     hash,
     ...(wifi !== undefined ? { wifiMacAddress: wifi } : {}),
   });
-  const escrowBag = await lockdown.pair(record, {
-    ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+  const waitOptions = {
     ...(options.pairTimeoutMs !== undefined ? { timeoutMs: options.pairTimeoutMs } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
-  });
+  };
+  const supervisor = options.supervisor;
+  if (options.pairingMode === 'supervised' && supervisor === undefined) {
+    throw new KitError('usage/invalid-argument', 'supervised pairing needs a supervision identity', {
+      udid: device.udid,
+    });
+  }
+  const supervised = async (s: SupervisorCredentials): Promise<Buffer> => {
+    options.onProgress?.({ stage: 'pairing-supervised', udid: device.udid });
+    const bag = await lockdown.pairSupervised(record, s, waitOptions);
+    if (bag === undefined) {
+      throw new KitError(
+        'lockdown/password-protected',
+        'the device accepted the supervision identity but is locked and made no escrow bag; unlock it and pair again',
+        { udid: device.udid, details: { supervised: true } },
+      );
+    }
+    return bag;
+  };
+  let escrowBag: Buffer | undefined;
+  let wasSupervised = false;
+  if (supervisor !== undefined && options.pairingMode === 'supervised') {
+    escrowBag = await supervised(supervisor);
+    wasSupervised = true;
+  } else {
+    try {
+      escrowBag = await lockdown.pair(record, {
+        ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
+        ...waitOptions,
+      });
+    } catch (err) {
+      if (supervisor === undefined || !hasCode(err, 'lockdown/mc-protected', 'lockdown/mc-challenge-required'))
+        throw err;
+      log.info('the device is supervised and refuses normal pairing; pairing with the supervision identity', {
+        udid: device.udid,
+        code: err.code,
+      });
+      escrowBag = await supervised(supervisor);
+      wasSupervised = true;
+    }
+  }
   record.escrowBag = escrowBag;
   await usbmux.savePairRecord(device.udid, pairRecordToPlist(record), device.deviceId);
-  options.onProgress?.({ stage: 'paired', udid: device.udid, hostId: record.hostId });
+  options.onProgress?.({ stage: 'paired', udid: device.udid, hostId: record.hostId, supervised: wasSupervised });
   return record;
 }
 

@@ -15,8 +15,14 @@ import { createLogger, type Logger } from '../log.ts';
 import { isPlistDict, type PlistDict, type PlistValue } from '../plist/index.ts';
 import { PlistChannel, type PlistChannelOptions } from './framing.ts';
 import { lockdownError } from './lockdown-errors.ts';
-import { pairRequestRecord, type PairRecord } from './pairing.ts';
-import { openService, type ServiceConnection } from './service.ts';
+import { pairRequestRecord, type PairRecord, type SupervisorCredentials } from './pairing.ts';
+import {
+  openService,
+  openServiceSocket,
+  type RawServiceConnection,
+  type ServiceConnection,
+  type ServiceEndpoint,
+} from './service.ts';
 import { deviceTlsOptions, startTls } from './tls.ts';
 import { LOCKDOWN_PORT, type UsbmuxClient } from './usbmux.ts';
 
@@ -245,46 +251,118 @@ export class LockdownClient {
    * `lockdown/password-protected`, `lockdown/mc-challenge-required` (supervised device) …
    */
   async pair(record: PairRecord, options: PairOptions = {}): Promise<Buffer | undefined> {
+    const reply = await this.pairUntilAnswered(
+      record,
+      { ExtendedPairingErrors: true, ...options.pairingOptions },
+      options,
+    );
+    const error = reply.Error;
+    if (typeof error === 'string') {
+      const ext = reply.ExtendedResponse;
+      const err = lockdownError(error, 'Pair', { udid: this.udid });
+      if (error === 'MCChallengeRequired' && isPlistDict(ext) && ext.PairingChallenge instanceof Buffer) {
+        throw new KitError(err.code, err.message, {
+          udid: this.udid,
+          details: { ...err.details, challengeBytes: ext.PairingChallenge.length },
+        });
+      }
+      throw err;
+    }
+    const bag = reply.EscrowBag;
+    this.log.info('paired', { hostId: record.hostId });
+    return bag instanceof Buffer ? bag : undefined;
+  }
+
+  /**
+   * Supervised pairing (§3.4): `Pair` offering the supervision certificate
+   * (`PairingOptions.SupervisorCertificate`); the device answers `MCChallengeRequired` with
+   * `ExtendedResponse.PairingChallenge`; the challenge is signed (CMS, content attached) by
+   * `supervisor.sign` and sent back as `PairingOptions.ChallengeResponse` in a second `Pair` with the
+   * same record. No Trust dialog. Resolves with the `EscrowBag`, or undefined when the device accepted
+   * the identity but is locked (go-ios `ErrDeviceLockedPairingDeferred`: do not save such a record).
+   * A device that pairs at once (no challenge: not supervised, in Setup Assistant) is paired too.
+   * @throws KitError `lockdown/supervisor-rejected` when the device does not accept this identity
+   * (`MCProtected`, a Trust dialog instead of a challenge, or the signed response refused),
+   * `lockdown/password-protected`, `device/bad-reply` (challenge without data), and the other
+   * lockdown codes.
+   */
+  async pairSupervised(
+    record: PairRecord,
+    supervisor: SupervisorCredentials,
+    options: Omit<PairOptions, 'pairingOptions' | 'onProgress'> = {},
+  ): Promise<Buffer | undefined> {
+    const rejected = (why: string, lockdownErr?: string): KitError =>
+      new KitError('lockdown/supervisor-rejected', `the device refused supervised pairing: ${why}`, {
+        udid: this.udid,
+        details: { lockdownError: lockdownErr ?? null },
+      });
+    const first = await this.raw(
+      'Pair',
+      this.pairRequest(record, {
+        SupervisorCertificate: supervisor.certificateDer,
+        ExtendedPairingErrors: true,
+      }),
+    );
+    const error = first.Error;
+    if (error === undefined) {
+      this.log.info('paired without a challenge', { hostId: record.hostId });
+      return first.EscrowBag instanceof Buffer ? first.EscrowBag : undefined;
+    }
+    if (error === 'MCProtected') throw rejected('it is not supervised by this identity (MCProtected)', error);
+    if (error === 'PairingDialogResponsePending')
+      throw rejected('it asks for Trust instead of a challenge: not supervised by this identity', error);
+    if (error !== 'MCChallengeRequired') throw lockdownError(String(error), 'Pair', { udid: this.udid });
+    const ext = first.ExtendedResponse;
+    const challenge = isPlistDict(ext) ? ext.PairingChallenge : undefined;
+    if (!(challenge instanceof Buffer) || challenge.length === 0)
+      throw new KitError('device/bad-reply', 'MCChallengeRequired without ExtendedResponse.PairingChallenge', {
+        udid: this.udid,
+      });
+    const signed = await supervisor.sign(challenge);
+    const second = await this.pairUntilAnswered(
+      record,
+      { ChallengeResponse: signed, ExtendedPairingErrors: true },
+      options,
+    );
+    const error2 = second.Error;
+    if (error2 === 'MCProtected' || error2 === 'MCChallengeRequired')
+      throw rejected('the signed challenge was not accepted', error2);
+    if (typeof error2 === 'string') throw lockdownError(error2, 'Pair', { udid: this.udid });
+    const bag = second.EscrowBag;
+    this.log.info('paired (supervised)', { hostId: record.hostId, escrowBag: bag instanceof Buffer });
+    return bag instanceof Buffer ? bag : undefined;
+  }
+
+  private pairRequest(record: PairRecord, pairingOptions: PlistDict): PlistDict {
+    return { PairRecord: pairRequestRecord(record), ProtocolVersion: '2', PairingOptions: pairingOptions };
+  }
+
+  /** Sends `Pair` until the answer is something other than `PairingDialogResponsePending` (or times out). */
+  private async pairUntilAnswered(
+    record: PairRecord,
+    pairingOptions: PlistDict,
+    options: PairOptions,
+  ): Promise<PlistDict> {
     const timeoutMs = options.timeoutMs ?? 120_000;
     const interval = options.retryIntervalMs ?? 1_000;
     const deadline = Date.now() + timeoutMs;
-    const request: PlistDict = {
-      PairRecord: pairRequestRecord(record),
-      ProtocolVersion: '2',
-      PairingOptions: { ExtendedPairingErrors: true, ...options.pairingOptions },
-    };
+    const request = this.pairRequest(record, pairingOptions);
     let notified = false;
     for (;;) {
       const reply = await this.raw('Pair', request);
       const error = reply.Error;
-      if (error === 'PairingDialogResponsePending') {
-        if (!notified) {
-          notified = true;
-          this.log.info('waiting for Trust on the device');
-          options.onProgress?.({ stage: 'trust-pending', udid: this.udid });
-        }
-        if (Date.now() + interval > deadline || options.signal?.aborted === true) {
-          throw lockdownError(error, 'Pair', { udid: this.udid, detail: `nobody tapped Trust within ${timeoutMs} ms` });
-        }
-        await sleep(interval, undefined, options.signal !== undefined ? { signal: options.signal } : {}).catch(
-          () => undefined,
-        );
-        continue;
+      if (error !== 'PairingDialogResponsePending') return reply;
+      if (!notified) {
+        notified = true;
+        this.log.info('waiting for Trust on the device');
+        options.onProgress?.({ stage: 'trust-pending', udid: this.udid });
       }
-      if (typeof error === 'string') {
-        const ext = reply.ExtendedResponse;
-        const err = lockdownError(error, 'Pair', { udid: this.udid });
-        if (error === 'MCChallengeRequired' && isPlistDict(ext) && ext.PairingChallenge instanceof Buffer) {
-          throw new KitError(err.code, err.message, {
-            udid: this.udid,
-            details: { ...err.details, challengeBytes: ext.PairingChallenge.length },
-          });
-        }
-        throw err;
+      if (Date.now() + interval > deadline || options.signal?.aborted === true) {
+        throw lockdownError(error, 'Pair', { udid: this.udid, detail: `nobody tapped Trust within ${timeoutMs} ms` });
       }
-      const bag = reply.EscrowBag;
-      this.log.info('paired', { hostId: record.hostId });
-      return bag instanceof Buffer ? bag : undefined;
+      await sleep(interval, undefined, options.signal !== undefined ? { signal: options.signal } : {}).catch(
+        () => undefined,
+      );
     }
   }
 
@@ -350,11 +428,46 @@ export class LockdownClient {
 
   /**
    * `StartService` and a ready connection to it (a new usbmuxd Connect to the returned port, TLS
-   * when `EnableServiceSSL`). Needs a session for most services.
+   * when `EnableServiceSSL`), framed plists. Needs a session for most services.
    * @throws KitError `lockdown/invalid-service`, `lockdown/session-inactive`, `lockdown/password-protected`,
    * `lockdown/escrow-locked`, `lockdown/service-limit`, plus the usbmux/TLS errors of the new connection.
    */
   async startService(name: string, options: StartServiceOptions = {}): Promise<ServiceConnection> {
+    const { endpoint, record } = await this.requestService(name, options);
+    return openService(
+      this.usbmux,
+      { deviceId: this.deviceId, udid: this.udid },
+      endpoint,
+      record,
+      this.productVersion,
+      options.channel,
+    );
+  }
+
+  /**
+   * Like {@link startService}, for services that do not speak framed plists (AFC): the connected
+   * socket (TLS when the device asked for it), paused, for the caller's own protocol.
+   * @throws the codes of {@link startService}.
+   */
+  async startRawService(
+    name: string,
+    options: Omit<StartServiceOptions, 'channel'> = {},
+  ): Promise<RawServiceConnection> {
+    const { endpoint, record } = await this.requestService(name, options);
+    const socket = await openServiceSocket(
+      this.usbmux,
+      { deviceId: this.deviceId, udid: this.udid },
+      endpoint,
+      record,
+      this.productVersion,
+    );
+    return { name: endpoint.name, port: endpoint.port, socket };
+  }
+
+  private async requestService(
+    name: string,
+    options: { escrowBag?: Buffer },
+  ): Promise<{ endpoint: ServiceEndpoint; record: PairRecord | undefined }> {
     const extra: PlistDict = { Service: name };
     if (options.escrowBag !== undefined) extra.EscrowBag = options.escrowBag;
     const reply = await this.call('StartService', extra);
@@ -372,14 +485,17 @@ export class LockdownClient {
       );
     }
     this.log.debug('service started', { service: name, port, tls: enableServiceSsl });
-    return openService(
-      this.usbmux,
-      { deviceId: this.deviceId, udid: this.udid },
-      { name, port, enableServiceSsl },
-      record as PairRecord,
-      this.productVersion,
-      options.channel,
-    );
+    return { endpoint: { name, port, enableServiceSsl }, record };
+  }
+
+  /**
+   * `Activate` (legacy activation, §6.4): hands the activation record from Apple's server to the
+   * device. Needs a session.
+   * @throws KitError `lockdown/invalid-activation-record`, `lockdown/missing-activation-record`,
+   * `lockdown/session-inactive` …
+   */
+  async activate(activationRecord: PlistDict): Promise<void> {
+    await this.call('Activate', { ActivationRecord: activationRecord });
   }
 
   /** `EnterRecovery`: the device reboots into recovery mode (and leaves usbmuxd). */

@@ -33,6 +33,18 @@ export interface PairRecord {
   wifiMacAddress: string | undefined;
 }
 
+/**
+ * What supervised pairing (§3.4) and MCInstall escalation (§4.4) need from the organization's
+ * supervision identity, without the device layer knowing where it lives: the certificate (DER, as in
+ * the cloud configuration's `SupervisorHostCertificates`) and a signer making CMS SignedData over
+ * the given content (content attached, signer certificate embedded). The identity service's
+ * `signer(id)` plus the identity's certificate fit this shape.
+ */
+export interface SupervisorCredentials {
+  readonly certificateDer: Buffer;
+  sign(content: Buffer): Buffer | Promise<Buffer>;
+}
+
 /** The digest certificates are signed with. SHA-256 by default; SHA-1 for very old devices or tests. */
 export type SignatureHash = 'sha256' | 'sha1';
 

@@ -3,6 +3,8 @@
  * `Connect` to the returned port, TLS when the device asked for it (`EnableServiceSSL`), then
  * lockdown-style framing (protocols.md §3.5, §4.1, §7.2).
  */
+import type { Duplex } from 'node:stream';
+import { KitError } from '../errors.ts';
 import type { PlistDict, PlistValue } from '../plist/index.ts';
 import { PlistChannel, type PlistChannelOptions } from './framing.ts';
 import type { PairRecord } from './pairing.ts';
@@ -49,23 +51,55 @@ export class ServiceConnection {
   }
 }
 
+/** A started service's connected socket, for protocols other than framed plists (AFC). */
+export interface RawServiceConnection {
+  readonly name: string;
+  readonly port: number;
+  /** Paused; TLS when the device asked for it. The caller owns it (destroy it when done). */
+  readonly socket: Duplex;
+}
+
 /**
- * Connects to a started service.
- * @throws KitError `usbmux/*` from Connect, `device/tls-failed` / `device/timeout` from the handshake.
+ * Connects to a started service and returns the socket (TLS when `EnableServiceSSL`).
+ * @throws KitError `usbmux/*` from Connect, `device/tls-failed` / `device/timeout` from the
+ * handshake, `lockdown/session-inactive` when TLS is wanted but there is no pair record.
+ */
+export async function openServiceSocket(
+  usbmux: UsbmuxClient,
+  device: { deviceId: number; udid: string },
+  endpoint: ServiceEndpoint,
+  record: PairRecord | undefined,
+  productVersion: string | undefined,
+): Promise<Duplex> {
+  if (endpoint.enableServiceSsl && record === undefined) {
+    throw new KitError('lockdown/session-inactive', `service ${endpoint.name} wants TLS but there is no pair record`, {
+      udid: device.udid,
+    });
+  }
+  const raw = await usbmux.connect(device.deviceId, endpoint.port, { udid: device.udid });
+  raw.setNoDelay(true);
+  if (record === undefined || !endpoint.enableServiceSsl) return raw;
+  try {
+    return await startTls(raw, deviceTlsOptions(record, productVersion), { udid: device.udid, label: endpoint.name });
+  } catch (err) {
+    raw.destroy();
+    throw err;
+  }
+}
+
+/**
+ * Connects to a started service with plist framing.
+ * @throws the codes of {@link openServiceSocket}.
  */
 export async function openService(
   usbmux: UsbmuxClient,
   device: { deviceId: number; udid: string },
   endpoint: ServiceEndpoint,
-  record: PairRecord,
+  record: PairRecord | undefined,
   productVersion: string | undefined,
   channelOptions: PlistChannelOptions = {},
 ): Promise<ServiceConnection> {
-  const raw = await usbmux.connect(device.deviceId, endpoint.port, { udid: device.udid });
-  raw.setNoDelay(true);
-  const socket = endpoint.enableServiceSsl
-    ? await startTls(raw, deviceTlsOptions(record, productVersion), { udid: device.udid, label: endpoint.name })
-    : raw;
+  const socket = await openServiceSocket(usbmux, device, endpoint, record, productVersion);
   const channel = new PlistChannel(socket, { label: endpoint.name, udid: device.udid, ...channelOptions });
   return new ServiceConnection(endpoint, channel);
 }
