@@ -19,6 +19,16 @@ const runStatic = !args.includes('--no-static');
 const tiers = args.filter((a) => !a.startsWith('--'));
 const bin = (name: string): string => path.join(root, 'node_modules', '.bin', name);
 
+// Tools start with `#!/usr/bin/env node`: put this Node (the repo's Node 22) and the repo's bins
+// first on the PATH, or a machine whose system Node is older runs vitest and the native modules
+// (better-sqlite3 needs Node 22) on the wrong Node.
+const childEnv: NodeJS.ProcessEnv = {
+  ...process.env,
+  PATH: [path.dirname(process.execPath), path.join(root, 'node_modules', '.bin'), process.env.PATH ?? ''].join(
+    path.delimiter,
+  ),
+};
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
@@ -26,7 +36,7 @@ const failures: string[] = [];
 
 function step(name: string, command: string, commandArgs: string[]): void {
   process.stdout.write(`\n=== ${name}: ${path.basename(command)} ${commandArgs.join(' ')}\n`);
-  const r = spawnSync(command, commandArgs, { cwd: root, stdio: 'inherit', env: process.env });
+  const r = spawnSync(command, commandArgs, { cwd: root, stdio: 'inherit', env: childEnv });
   if (r.status === 0) passed += 1;
   else {
     failed += 1;
@@ -49,7 +59,7 @@ interface VitestReport {
   numFailedTests: number;
   numPendingTests: number;
   numTodoTests: number;
-  testResults: { name: string; status: string; message?: string; assertionResults: unknown[] }[];
+  testResults: { name: string; status: string; message?: string; assertionResults: { status: string }[] }[];
 }
 
 const outDir = path.join(root, 'test-results');
@@ -58,24 +68,31 @@ const reportFile = path.join(outDir, 'vitest.json');
 fs.rmSync(reportFile, { force: true });
 const projectArgs = tiers.flatMap((t) => ['--project', t]);
 process.stdout.write(`\n=== tests: vitest ${tiers.length > 0 ? tiers.join(', ') : 'all tiers'}\n`);
-spawnSync(
+const vitest = spawnSync(
   bin('vitest'),
   ['run', ...projectArgs, '--reporter=default', '--reporter=json', `--outputFile.json=${reportFile}`],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, FORCE_COLOR: process.env.CI === undefined ? '1' : '0' } },
+  { cwd: root, stdio: 'inherit', env: { ...childEnv, FORCE_COLOR: process.env.CI === undefined ? '1' : '0' } },
 );
 if (fs.existsSync(reportFile)) {
   const report = JSON.parse(fs.readFileSync(reportFile, 'utf8')) as VitestReport;
   passed += report.numPassedTests;
   failed += report.numFailedTests;
   skipped += report.numPendingTests + report.numTodoTests;
-  // A file that fails to load (syntax error, failing hook) has no test results but must count.
+  // A file that fails outside its tests (syntax error, failing hook, a crashed worker) may have
+  // no failed test of its own, but it must count.
   for (const file of report.testResults) {
-    if (file.status === 'failed' && file.assertionResults.length === 0) {
+    const ownFailures = file.assertionResults.filter((a) => a.status === 'failed').length;
+    if (file.status === 'failed' && ownFailures === 0) {
       failed += 1;
       failures.push(path.relative(root, file.name));
     }
   }
   if (report.numFailedTests > 0) failures.push(`${report.numFailedTests} vitest test(s)`);
+  // Errors outside any file (unhandled rejections, worker crashes) fail the run too.
+  if (vitest.status !== 0 && report.numFailedTests === 0 && !failures.some((f) => f.endsWith('.ts'))) {
+    failed += 1;
+    failures.push(`vitest exited with status ${String(vitest.status)} (unhandled errors)`);
+  }
 } else {
   failed += 1;
   failures.push('vitest produced no report');
