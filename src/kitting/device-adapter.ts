@@ -1,0 +1,420 @@
+/**
+ * The {@link KitDevice} port over the real client (`src/device/`): lockdown sessions with the pair
+ * record usbmuxd holds, MCInstall, mobileactivationd, diagnostics_relay and the device watcher.
+ *
+ * Translation only: every decision lives in the steps. What this file decides is how a call reaches
+ * the device and which code a failure carries (the port's TSDoc lists them):
+ * - a session refused because the device forgot us (`InvalidHostID`, or TLS refused after an erase)
+ *   is `lockdown/invalid-host-id`; no record at all is `lockdown/missing-pair-record`;
+ * - supervised pairing with a certificate the device does not know is `pairing/failed`;
+ * - the activation server's errors other than offline / Activation Lock are `activation/failed`.
+ *
+ * Connections: each read opens a lockdown session and closes it afterwards. MCInstall keeps one
+ * connection per attachment (DeviceID), because escalation lasts as long as its connection; it is
+ * dropped when the device re-attaches or the connection fails.
+ */
+import { KitError, hasCode, type ErrorCode } from '../errors.ts';
+import { createLogger } from '../log.ts';
+import type { PlistDict, PlistValue } from '../plist/index.ts';
+import { connectLockdown, findDevice, openDevice, pairDevice, type DeviceSession } from '../device/device.ts';
+import { identityFromValues } from '../device/lockdown.ts';
+import { activateDevice } from '../device/services/activation.ts';
+import { DiagnosticsClient, waitForReturn } from '../device/services/diagnostics.ts';
+import { McInstallClient } from '../device/services/mcinstall.ts';
+import type { UsbmuxClient } from '../device/usbmux.ts';
+import type { DeviceWatcher } from '../device/watcher.ts';
+import type {
+  DeviceIdentification,
+  DeviceInspection,
+  DeviceSettings,
+  DeviceSettingsUpdate,
+  EraseOptions,
+  InstalledProfile,
+  KitDevice,
+  PairOptions,
+  PairingState,
+  SupervisorSigner,
+  WaitForReturnOptions,
+} from './device-port.ts';
+
+const log = createLogger('kitting/device-adapter');
+
+/** Options of {@link createDeviceAdapter}. */
+export interface DeviceAdapterOptions {
+  readonly usbmux: UsbmuxClient;
+  /** A started watcher (waiting for a device to come back after erase or restart). */
+  readonly watcher: DeviceWatcher;
+  /** How long normal pairing waits for Trust (default 120 s). */
+  readonly pairTimeoutMs?: number;
+  /** Per-request device timeout (default 10 s). */
+  readonly timeoutMs?: number;
+  /** Apple's activation server (deviceActivation URL); default Apple's own. */
+  readonly activationUrl?: string;
+}
+
+/** Codes that mean "this host's pairing is not accepted", as the port names them. */
+const NOT_PAIRED: readonly ErrorCode[] = ['lockdown/invalid-host-id', 'lockdown/missing-pair-record'];
+
+/** Failures after which an MCInstall connection is not used again. */
+const CONNECTION_BROKEN: readonly ErrorCode[] = [
+  'device/connection-lost',
+  'device/timeout',
+  'device/bad-reply',
+  'device/tls-failed',
+  'usbmux/device-gone',
+  'device/not-found',
+];
+
+/** MCInstall codes the port does not name, as the port's codes. */
+function portMcError(err: unknown): unknown {
+  if (hasCode(err, 'mcinstall/not-supervised', 'mcinstall/profile-not-found')) {
+    return new KitError('mcinstall/failed', err.message, {
+      ...(err.udid !== undefined ? { udid: err.udid } : {}),
+      cause: err,
+      ...(err.details !== undefined ? { details: err.details } : {}),
+    });
+  }
+  return err;
+}
+
+function str(v: PlistValue | undefined): string | null {
+  return typeof v === 'string' ? v : null;
+}
+
+function num(v: PlistValue | undefined): number | null {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'bigint') return Number(v);
+  return null;
+}
+
+/** Creates the port for one UDID (see the module doc). */
+export function createDeviceAdapter(udid: string, options: DeviceAdapterOptions): KitDevice {
+  return new DeviceAdapter(udid, options);
+}
+
+class DeviceAdapter implements KitDevice {
+  readonly udid: string;
+  private readonly o: DeviceAdapterOptions;
+  /** The DeviceID of the attachment last talked to (what `waitForReturn` waits to change). */
+  private lastDeviceId: number | undefined;
+  /** The MCInstall connection of the current attachment (escalation lives on it). */
+  private mc: { client: McInstallClient; deviceId: number } | undefined;
+
+  constructor(udid: string, options: DeviceAdapterOptions) {
+    this.udid = udid;
+    this.o = options;
+  }
+
+  /** A session with the stored pair record; never pairs. Maps a refused session to the port's codes. */
+  private async session(): Promise<DeviceSession> {
+    try {
+      const s = await openDevice(this.o.usbmux, this.udid, {
+        pair: 'never',
+        ...(this.o.timeoutMs !== undefined ? { timeoutMs: this.o.timeoutMs } : {}),
+      });
+      this.lastDeviceId = s.device.deviceId;
+      return s;
+    } catch (err) {
+      if (hasCode(err, 'device/tls-failed')) {
+        throw new KitError('lockdown/invalid-host-id', `${this.udid} refused the session (pairing forgotten)`, {
+          udid: this.udid,
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  private async withSession<T>(fn: (s: DeviceSession) => Promise<T>): Promise<T> {
+    const s = await this.session();
+    try {
+      return await fn(s);
+    } finally {
+      await s.close();
+    }
+  }
+
+  async identify(): Promise<DeviceIdentification> {
+    const device = await findDevice(this.o.usbmux, this.udid);
+    this.lastDeviceId = device.deviceId;
+    const lockdown = await connectLockdown(this.o.usbmux, device, this.o.timeoutMs);
+    try {
+      const id = identityFromValues(await lockdown.getValues());
+      const need = (v: string | undefined, key: string): string => {
+        if (v === undefined) {
+          throw new KitError('device/bad-reply', `${this.udid} did not give ${key} before a session`, {
+            udid: this.udid,
+          });
+        }
+        return v;
+      };
+      return {
+        udid: need(id.udid, 'UniqueDeviceID'),
+        serial: need(id.serialNumber, 'SerialNumber'),
+        ecid: id.uniqueChipId?.toString() ?? '',
+        productType: need(id.productType, 'ProductType'),
+        productVersion: need(id.productVersion, 'ProductVersion'),
+        deviceClass: id.deviceClass ?? '',
+        activationState: need(id.activationState, 'ActivationState'),
+        deviceName: id.deviceName ?? '',
+      };
+    } finally {
+      lockdown.close();
+    }
+  }
+
+  async pairingState(): Promise<PairingState> {
+    try {
+      await this.withSession(() => Promise.resolve());
+      return 'paired';
+    } catch (err) {
+      if (hasCode(err, ...NOT_PAIRED)) return 'unpaired';
+      throw err;
+    }
+  }
+
+  async pair(options: PairOptions): Promise<void> {
+    const device = await findDevice(this.o.usbmux, this.udid);
+    this.lastDeviceId = device.deviceId;
+    const lockdown = await connectLockdown(this.o.usbmux, device, this.o.timeoutMs);
+    try {
+      if (options.mode === 'normal') {
+        const onTrustPending = options.onTrustPending;
+        await pairDevice(this.o.usbmux, device, lockdown, {
+          ...(this.o.pairTimeoutMs !== undefined ? { pairTimeoutMs: this.o.pairTimeoutMs } : {}),
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+          onProgress: (e) => {
+            if (e.stage === 'trust-pending') onTrustPending?.();
+          },
+        });
+      } else {
+        await pairDevice(this.o.usbmux, device, lockdown, {
+          supervisor: options.signer,
+          pairingMode: 'supervised',
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        });
+      }
+    } catch (err) {
+      if (hasCode(err, 'lockdown/supervisor-rejected')) {
+        throw new KitError('pairing/failed', `${this.udid} is not supervised by this identity: ${err.message}`, {
+          udid: this.udid,
+          cause: err,
+        });
+      }
+      throw err;
+    } finally {
+      lockdown.close();
+    }
+  }
+
+  async inspect(): Promise<DeviceInspection> {
+    const values = await this.withSession(async (s) => {
+      const get = async (domain: string | undefined, key: string): Promise<PlistValue | undefined> => {
+        try {
+          return await s.lockdown.getValue(domain, key);
+        } catch (err) {
+          if (hasCode(err, 'lockdown/missing-value', 'lockdown/get-prohibited')) return undefined;
+          throw err;
+        }
+      };
+      return {
+        activationState: await get(undefined, 'ActivationState'),
+        setupDone: await get('com.apple.purplebuddy', 'SetupDone'),
+        chaperoned: await get('com.apple.mobile.chaperone', 'DeviceIsChaperoned'),
+        fmip: await get('com.apple.fmip', 'IsAssociated'),
+        battery: await get('com.apple.mobile.battery', 'BatteryCurrentCapacity'),
+        total: await get('com.apple.disk_usage', 'TotalDiskCapacity'),
+        free: await get('com.apple.disk_usage', 'AmountDataAvailable'),
+      };
+    });
+    const cloudConfiguration = await this.getCloudConfiguration();
+    const profiles = await this.listProfiles();
+    const stored = await this.getStoredProfile();
+    const total = num(values.total);
+    const free = num(values.free);
+    return {
+      activationState: str(values.activationState) ?? 'Unactivated',
+      activationLocked: values.fmip === true,
+      setupComplete: values.setupDone === true,
+      cloudConfiguration,
+      supervised: values.chaperoned === true || cloudConfiguration?.IsSupervised === true,
+      storage: total !== null ? { totalBytes: total, freeBytes: free ?? 0 } : null,
+      batteryLevel: num(values.battery),
+      profiles,
+      storedProfilePresent: stored !== null,
+    };
+  }
+
+  async activate(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await this.withSession((s) =>
+        activateDevice(s.lockdown, {
+          ...(this.o.activationUrl !== undefined ? { activationUrl: this.o.activationUrl } : {}),
+          ...(s.record.escrowBag !== undefined ? { escrowBag: s.record.escrowBag } : {}),
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        }),
+      );
+    } catch (err) {
+      // The port names three activation outcomes; another server answer is a failed activation.
+      if (hasCode(err, 'activation/server-error')) {
+        throw new KitError('activation/failed', err.message, {
+          udid: this.udid,
+          cause: err,
+          ...(err.details !== undefined ? { details: err.details } : {}),
+        });
+      }
+      throw err;
+    }
+  }
+
+  private dropMc(): void {
+    this.mc?.client.close();
+    this.mc = undefined;
+  }
+
+  /**
+   * Runs `fn` on the MCInstall connection of the current attachment, opening one when there is none
+   * (or the device re-attached since). A transport failure closes the connection for good.
+   */
+  private async withMc<T>(fn: (client: McInstallClient) => Promise<T>): Promise<T> {
+    const device = await findDevice(this.o.usbmux, this.udid);
+    if (this.mc !== undefined && this.mc.deviceId !== device.deviceId) this.dropMc();
+    if (this.mc === undefined) {
+      const client = await this.withSession((s) =>
+        McInstallClient.start(s.lockdown, s.record.escrowBag !== undefined ? { escrowBag: s.record.escrowBag } : {}),
+      );
+      this.mc = { client, deviceId: device.deviceId };
+    }
+    const { client } = this.mc;
+    try {
+      return await fn(client);
+    } catch (err) {
+      if (hasCode(err, ...CONNECTION_BROKEN)) this.dropMc();
+      throw portMcError(err);
+    }
+  }
+
+  getCloudConfiguration(): Promise<PlistDict | null> {
+    return this.withMc((c) => c.getCloudConfiguration());
+  }
+
+  setCloudConfiguration(configuration: PlistDict): Promise<void> {
+    return this.withMc((c) => c.setCloudConfiguration(configuration));
+  }
+
+  async escalate(signer: SupervisorSigner): Promise<void> {
+    await this.withMc((c) => c.escalate(signer.certificateDer, (content) => signer.sign(content)));
+  }
+
+  async installProfile(profile: Buffer, options: { readonly silent: boolean }): Promise<void> {
+    await this.withMc((c) => (options.silent ? c.installProfileSilent(profile) : c.installProfile(profile)));
+  }
+
+  storeProfile(profile: Buffer): Promise<void> {
+    return this.withMc((c) => c.storeProfile(profile));
+  }
+
+  getStoredProfile(): Promise<Buffer | null> {
+    return this.withMc((c) => c.getStoredProfile());
+  }
+
+  async listProfiles(): Promise<InstalledProfile[]> {
+    const list = await this.withMc((c) => c.getProfileList());
+    return list.map((p) => ({
+      identifier: p.identifier,
+      uuid: p.uuid,
+      displayName: p.displayName,
+      removalDisallowed: p.removalDisallowed,
+    }));
+  }
+
+  async erase(options: EraseOptions): Promise<void> {
+    try {
+      await this.withMc(async (c) => {
+        this.lastDeviceId = this.mc?.deviceId;
+        await c.eraseDevice({
+          preserveDataPlan: options.preserveDataPlan,
+          disallowProximitySetup: options.disallowProximitySetup,
+        });
+      });
+    } finally {
+      // eraseDevice closes the connection; the device drops off and wipes itself.
+      this.mc = undefined;
+    }
+  }
+
+  async readSettings(): Promise<DeviceSettings> {
+    return this.withSession(async (s) => {
+      const get = async (domain: string | undefined, key: string): Promise<string | null> => {
+        try {
+          return str(await s.lockdown.getValue(domain, key));
+        } catch (err) {
+          if (hasCode(err, 'lockdown/missing-value', 'lockdown/get-prohibited')) return null;
+          throw err;
+        }
+      };
+      return {
+        deviceName: (await get(undefined, 'DeviceName')) ?? '',
+        language: await get('com.apple.international', 'Language'),
+        locale: await get('com.apple.international', 'Locale'),
+        timeZone: await get(undefined, 'TimeZone'),
+      };
+    });
+  }
+
+  async writeSettings(update: DeviceSettingsUpdate): Promise<void> {
+    await this.withSession(async (s) => {
+      if (update.deviceName !== undefined) await s.lockdown.setValue(undefined, 'DeviceName', update.deviceName);
+      if (update.language !== undefined) {
+        await s.lockdown.setValue('com.apple.international', 'Language', update.language);
+      }
+      if (update.locale !== undefined) await s.lockdown.setValue('com.apple.international', 'Locale', update.locale);
+      if (update.timeZone !== undefined) await s.lockdown.setValue(undefined, 'TimeZone', update.timeZone);
+    });
+  }
+
+  private async power(action: 'restart' | 'shutdown'): Promise<void> {
+    this.dropMc();
+    await this.withSession(async (s) => {
+      const diag = await DiagnosticsClient.start(
+        s.lockdown,
+        s.record.escrowBag !== undefined ? { escrowBag: s.record.escrowBag } : {},
+      );
+      try {
+        if (action === 'restart') await diag.restart();
+        else await diag.shutdown();
+      } finally {
+        await diag.goodbye();
+      }
+    });
+  }
+
+  restart(): Promise<void> {
+    return this.power('restart');
+  }
+
+  shutdown(): Promise<void> {
+    return this.power('shutdown');
+  }
+
+  async waitForReturn(options: WaitForReturnOptions): Promise<void> {
+    const previousDeviceId = this.lastDeviceId;
+    const device = await waitForReturn(this.o.watcher, this.udid, {
+      timeoutMs: options.timeoutMs,
+      ...(previousDeviceId !== undefined ? { previousDeviceId } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    }).catch((err: unknown) => {
+      if (options.signal?.aborted === true) throw options.signal.reason;
+      throw err;
+    });
+    this.lastDeviceId = device.deviceId;
+    // Attached is not yet answering: wait until lockdownd takes a connection (it retries while refused).
+    const lockdown = await connectLockdown(this.o.usbmux, device, this.o.timeoutMs);
+    try {
+      await lockdown.queryType();
+    } finally {
+      lockdown.close();
+    }
+    log.info('the device came back', { udid: this.udid, deviceId: device.deviceId });
+  }
+}
