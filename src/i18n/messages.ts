@@ -84,6 +84,101 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Check the text at the line and column shown in the message.',
     },
   },
+  'blueprint/duplicate-name': {
+    ja: {
+      title: '同じ名前のブループリントがすでにあります',
+      action: '名前を変えるか、置き換える場合は --replace を指定してください。',
+    },
+    en: {
+      title: 'A blueprint with this name already exists',
+      action: 'Use another name, or give --replace to replace it.',
+    },
+  },
+  'blueprint/not-found': {
+    ja: {
+      title: 'ブループリントが見つかりません',
+      action: 'kitting blueprint list で名前を確認するか、ファイルのパスを指定してください。',
+    },
+    en: {
+      title: 'Blueprint not found',
+      action: 'Check the name with kitting blueprint list, or give a file path.',
+    },
+  },
+  // csv/ serial plans
+  'csv/too-many-rows': {
+    ja: {
+      title: 'CSVの行数が上限（10,000件）を超えています',
+      action: 'ファイルを10,000件以下に分割して、それぞれ別の名前で取り込んでください。',
+    },
+    en: {
+      title: 'The CSV has more than 10,000 rows',
+      action: 'Split the file into parts of at most 10,000 rows and import each under its own name.',
+    },
+  },
+  'csv/invalid-rows': {
+    ja: {
+      title: 'CSVに誤りのある行があるため、何も取り込んでいません',
+      action: '表示された行番号の内容を修正して、もう一度取り込んでください。',
+    },
+    en: {
+      title: 'The CSV has invalid rows; nothing was imported',
+      action: 'Fix the rows at the line numbers shown and import the file again.',
+    },
+  },
+  'csv/malformed': {
+    ja: {
+      title: 'CSVの形式が壊れています',
+      action: '表示された行の引用符（"）の対応を確認してください。',
+    },
+    en: {
+      title: 'The CSV file is malformed',
+      action: 'Check the quotes (") around the line shown.',
+    },
+  },
+  'csv/encoding': {
+    ja: {
+      title: 'CSVの文字コードを読み取れません',
+      action: 'UTF-8 または Shift_JIS で保存し直すか、--encoding で正しい文字コードを指定してください。',
+    },
+    en: {
+      title: 'The CSV text encoding cannot be read',
+      action: 'Save the file as UTF-8 or Shift_JIS, or give the right --encoding.',
+    },
+  },
+  'csv/empty': {
+    ja: {
+      title: 'CSVにデータ行がありません',
+      action: '1行目はヘッダー行として読み飛ばします。2行目以降にシリアル番号を記入してください。',
+    },
+    en: {
+      title: 'The CSV has no data rows',
+      action: 'The first row is read as the header; put serial numbers from the second row on.',
+    },
+  },
+  'csv/bad-header': {
+    ja: {
+      title: 'CSVのヘッダー行に誤りがあります',
+      action: '同じ列名が重複していないか確認してください。',
+    },
+    en: {
+      title: 'The CSV header row is invalid',
+      action: 'Check that no column name appears twice.',
+    },
+  },
+  'csv/unrepresentable': {
+    ja: {
+      title: 'Shift_JIS で表せない文字があります',
+      action: '表示された行の文字を修正するか、--encoding utf-8 で書き出してください。',
+    },
+    en: {
+      title: 'A character cannot be written in Shift_JIS',
+      action: 'Change the character in the row shown, or export with --encoding utf-8.',
+    },
+  },
+  'plan/not-found': {
+    ja: { title: '端末リスト（プラン）が見つかりません', action: 'kitting plan list で名前を確認してください。' },
+    en: { title: 'Plan not found', action: 'Check the name with kitting plan list.' },
+  },
   'blueprint/shared-ipad-quota': {
     ja: {
       title: '共有iPadの1ユーザ当たりの割り当てサイズが大きすぎます',
