@@ -43,25 +43,34 @@ export interface PrepareEnv {
   cleanup(): void;
 }
 
-/** Creates a station folder with one identity (org `org`). */
-export async function createPrepareEnv(org = 'Prepare Test School'): Promise<PrepareEnv> {
+/**
+ * Creates a station folder with one identity (org `org`, id `test-org`); with `identity: false` the
+ * folder has no vault and no identity yet (the `identityId`, `p12` fields are then empty).
+ */
+export async function createPrepareEnv(
+  org = 'Prepare Test School',
+  options: { identity?: boolean } = {},
+): Promise<PrepareEnv> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kitting-prepare-'));
   const dataDir = path.join(dir, 'data');
   const passphraseFile = path.join(dir, 'passphrase');
   fs.writeFileSync(passphraseFile, PASSPHRASE, { mode: 0o600 });
-  const db = openStationDatabase(dataDir);
-  let identityId: string;
+  let identityId = '';
   const p12Password = 'p12-password';
   const p12File = path.join(dir, 'identity.p12');
-  try {
-    const service = new IdentityService({
-      db,
-      vault: () => PassphraseVault.open({ dataDir, passphrase: PASSPHRASE, createWith: MIN_SCRYPT }),
-    });
-    identityId = (await service.create({ org, id: 'test-org' })).id;
-    await service.export(identityId, { out: p12File, format: 'p12', password: p12Password });
-  } finally {
-    db.close();
+  fs.writeFileSync(p12File, '');
+  if (options.identity !== false) {
+    const db = openStationDatabase(dataDir);
+    try {
+      const service = new IdentityService({
+        db,
+        vault: () => PassphraseVault.open({ dataDir, passphrase: PASSPHRASE, createWith: MIN_SCRYPT }),
+      });
+      identityId = (await service.create({ org, id: 'test-org' })).id;
+      await service.export(identityId, { out: p12File, format: 'p12', password: p12Password });
+    } finally {
+      db.close();
+    }
   }
   const p12 = fs.readFileSync(p12File);
   const openDb = (): Db => openStationDatabase(dataDir);
