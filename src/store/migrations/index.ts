@@ -8,5 +8,6 @@
 import type { Migration } from '../db.ts';
 import * as m0001 from './0001-identities.ts';
 import * as m0002 from './0002-jobs.ts';
+import * as m0003 from './0003-plans-blueprints.ts';
 
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003];
