@@ -6,9 +6,9 @@
  * for that: one long-lived object per process, camelCase results, KitErrors with codes, and a
  * lazily started {@link DeviceWatcher} for live attach/detach.
  */
-import { hasCode, toKitError, type ErrorCode } from './errors.ts';
+import { KitError, hasCode, toKitError, type ErrorCode } from './errors.ts';
 import { createLogger } from './log.ts';
-import type { PlistDict, PlistValue } from './plist/index.ts';
+import { decodePlist, isPlistDict, readSignedPlist, type PlistDict, type PlistValue } from './plist/index.ts';
 import {
   connectLockdown,
   findDevice,
@@ -19,7 +19,14 @@ import {
 } from './device/device.ts';
 import { identityFromValues, type LockdownClient } from './device/lockdown.ts';
 import { modelName } from './device/models.ts';
-import { DiagnosticsClient } from './device/services/diagnostics.ts';
+import { activateDevice, type ActivationResult } from './device/services/activation.ts';
+import { DiagnosticsClient, waitForReturn } from './device/services/diagnostics.ts';
+import { McInstallClient, type McProfileInfo } from './device/services/mcinstall.ts';
+import type { SupervisorCredentials } from './device/pairing.ts';
+import { IdentityService } from './identity/identity.ts';
+import { PassphraseVault, resolvePassphrase } from './identity/vault.ts';
+import { appendAudit } from './store/audit.ts';
+import { openStationDatabase } from './store/db.ts';
 import { UsbmuxClient, type UsbmuxDevice, type UsbmuxdAddress } from './device/usbmux.ts';
 import { DeviceWatcher } from './device/watcher.ts';
 
@@ -34,6 +41,42 @@ export interface StationOptions {
   pairTimeoutMs?: number;
   /** Per-request device timeout (default 10 s). */
   timeoutMs?: number;
+  /** The vault passphrase file (`--passphrase-file`); else `KITTING_PASSPHRASE`. Needed to sign with an identity. */
+  passphraseFile?: string | undefined;
+  /** Who acts, for the audit log: `cli`, `app`, `server` (default `cli`). */
+  actor?: string;
+}
+
+/** Result of {@link Station.installProfile}. */
+export interface InstallProfileResult {
+  udid: string;
+  /** The profile's `PayloadIdentifier`. */
+  identifier: string;
+  /** True: installed silently (supervised by the given identity); false: waiting for approval on the device unless in Setup Assistant. */
+  silent: boolean;
+}
+
+/** One device's outcome of {@link Station.erase}. */
+export type EraseResult =
+  | {
+      udid: string;
+      erased: true;
+      /** The DeviceID before the erase. */
+      previousDeviceId: number;
+      /** The DeviceID it came back with; null when not waited for. */
+      deviceId: number | null;
+      returned: boolean;
+    }
+  | { udid: string; erased: false; error: { code: ErrorCode; message: string } };
+
+/** Options of {@link Station.erase}. */
+export interface EraseCallOptions {
+  /** Wait until each device is back (same UDID, new DeviceID). Default true. */
+  wait?: boolean;
+  /** How long to wait per device (default 15 min). */
+  waitTimeoutMs?: number;
+  /** Keep the cellular data plan (default true). */
+  preserveDataPlan?: boolean;
 }
 
 /** One attached device as `kitting list` shows it (cli.md). Unknown facts are null. */
@@ -96,6 +139,8 @@ export class Station {
   readonly dataDir: string;
   private readonly pairTimeoutMs: number | undefined;
   private readonly timeoutMs: number | undefined;
+  private readonly passphraseFile: string | undefined;
+  private readonly actor: string;
   private watcherInstance: DeviceWatcher | undefined;
 
   constructor(options: StationOptions) {
@@ -106,6 +151,8 @@ export class Station {
     this.dataDir = options.dataDir;
     this.pairTimeoutMs = options.pairTimeoutMs;
     this.timeoutMs = options.timeoutMs;
+    this.passphraseFile = options.passphraseFile;
+    this.actor = options.actor ?? 'cli';
   }
 
   /** The live device watcher, started on first use. @throws KitError `usbmux/unavailable`. */
@@ -124,13 +171,189 @@ export class Station {
     this.watcherInstance = undefined;
   }
 
-  private async open(udid: string, options: PairingCallOptions = {}): Promise<DeviceSession> {
+  private async open(
+    udid: string,
+    options: PairingCallOptions = {},
+    supervisor?: { credentials: SupervisorCredentials; mode: 'auto' | 'supervised' },
+  ): Promise<DeviceSession> {
     return openDevice(this.usbmux, udid, {
       ...(this.pairTimeoutMs !== undefined ? { pairTimeoutMs: this.pairTimeoutMs } : {}),
       ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}),
       ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}),
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      ...(supervisor !== undefined ? { supervisor: supervisor.credentials, pairingMode: supervisor.mode } : {}),
     });
+  }
+
+  /**
+   * The supervision identity `identityId` from the data folder, unlocked with the vault passphrase
+   * (`passphraseFile` or `KITTING_PASSPHRASE`): its certificate and a CMS signer.
+   * @throws KitError `identity/not-found` (exit 3), `vault/passphrase-required`, `vault/wrong-passphrase`.
+   */
+  async supervisor(identityId: string): Promise<SupervisorCredentials> {
+    const db = openStationDatabase(this.dataDir);
+    try {
+      const service = new IdentityService({
+        db,
+        actor: this.actor,
+        vault: () =>
+          PassphraseVault.open({
+            dataDir: this.dataDir,
+            passphrase: resolvePassphrase(this.passphraseFile),
+            create: false,
+          }),
+      });
+      const certificateDer = service.get(identityId).certificateDer;
+      const sign = await service.signer(identityId);
+      return { certificateDer, sign };
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Runs `fn` with an MCInstall connection to `udid` (paired as needed), closing both afterwards. */
+  private async withMcInstall<T>(
+    udid: string,
+    options: PairingCallOptions,
+    supervisor: SupervisorCredentials | undefined,
+    fn: (mc: McInstallClient, session: DeviceSession) => Promise<T>,
+  ): Promise<T> {
+    const session = await this.open(
+      udid,
+      options,
+      supervisor !== undefined ? { credentials: supervisor, mode: 'auto' } : undefined,
+    );
+    try {
+      const escrow = session.record.escrowBag;
+      const mc = await McInstallClient.start(session.lockdown, escrow !== undefined ? { escrowBag: escrow } : {});
+      try {
+        return await fn(mc, session);
+      } finally {
+        mc.close();
+      }
+    } finally {
+      await session.close();
+    }
+  }
+
+  /** The device's cloud configuration (Apple's keys), or null when it has none. */
+  async cloudConfiguration(udid: string, options: PairingCallOptions = {}): Promise<PlistDict | null> {
+    return this.withMcInstall(udid, options, undefined, (mc) => mc.getCloudConfiguration());
+  }
+
+  /** The installed configuration profiles. */
+  async profiles(udid: string, options: PairingCallOptions & { identityId?: string } = {}): Promise<McProfileInfo[]> {
+    const supervisor = options.identityId !== undefined ? await this.supervisor(options.identityId) : undefined;
+    return this.withMcInstall(udid, options, supervisor, (mc) => mc.getProfileList());
+  }
+
+  /**
+   * Installs a configuration profile (`.mobileconfig`, signed or not): silently when `identityId`
+   * is given and the device is supervised by that identity (escalation, §4.4), else interactively
+   * (the person approves it in Settings; in Setup Assistant it installs at once).
+   * @throws KitError `mcinstall/profile-rejected`, `mcinstall/escalation-rejected`, `plist/malformed`,
+   * `cms/malformed`, `usage/invalid-argument` (no PayloadIdentifier), identity and vault codes.
+   */
+  async installProfile(
+    udid: string,
+    profile: Buffer,
+    options: PairingCallOptions & { identityId?: string } = {},
+  ): Promise<InstallProfileResult> {
+    const identifier = profileIdentifier(profile);
+    const supervisor = options.identityId !== undefined ? await this.supervisor(options.identityId) : undefined;
+    return this.withMcInstall(udid, options, supervisor, async (mc) => {
+      let silent = false;
+      if (supervisor !== undefined && supervisedBy(await mc.getCloudConfiguration(), supervisor.certificateDer)) {
+        await mc.escalate(supervisor.certificateDer, supervisor.sign);
+        await mc.installProfileSilent(profile);
+        silent = true;
+      } else {
+        await mc.installProfile(profile);
+      }
+      log.info('profile installed', { udid, identifier, silent });
+      return { udid, identifier, silent };
+    });
+  }
+
+  /**
+   * Removes an installed profile by `PayloadIdentifier`.
+   * @throws KitError `mcinstall/profile-not-found` (exit 3), `mcinstall/failed` …
+   */
+  async removeProfile(
+    udid: string,
+    identifier: string,
+    options: PairingCallOptions & { identityId?: string } = {},
+  ): Promise<{ udid: string; identifier: string; removed: true }> {
+    const supervisor = options.identityId !== undefined ? await this.supervisor(options.identityId) : undefined;
+    return this.withMcInstall(udid, options, supervisor, async (mc) => {
+      await mc.removeProfile(identifier);
+      return { udid, identifier, removed: true as const };
+    });
+  }
+
+  /**
+   * "Erase All Content and Settings" on each device (MCInstall `EraseDevice`), concurrently; one
+   * audit-log row (`device/erased`) per device the erase was started on. With `wait` (default) it
+   * resolves once each device is back (same UDID, new DeviceID). Per-device failures are results,
+   * not throws.
+   */
+  async erase(udids: readonly string[], options: EraseCallOptions & PairingCallOptions = {}): Promise<EraseResult[]> {
+    const wait = options.wait ?? true;
+    const watcher = wait ? await this.watcher() : undefined;
+    return Promise.all(
+      udids.map(async (udid): Promise<EraseResult> => {
+        try {
+          let previousDeviceId = 0;
+          await this.withMcInstall(udid, options, undefined, async (mc, session) => {
+            previousDeviceId = session.device.deviceId;
+            await mc.eraseDevice({ preserveDataPlan: options.preserveDataPlan ?? true, disallowProximitySetup: false });
+          });
+          this.audit('device/erased', udid, { deviceId: previousDeviceId, wait });
+          if (watcher === undefined) return { udid, erased: true, previousDeviceId, deviceId: null, returned: false };
+          const back = await waitForReturn(watcher, udid, {
+            previousDeviceId,
+            timeoutMs: options.waitTimeoutMs ?? 15 * 60_000,
+            ...(options.signal !== undefined ? { signal: options.signal } : {}),
+          });
+          return { udid, erased: true, previousDeviceId, deviceId: back.deviceId, returned: true };
+        } catch (err) {
+          const e = toKitError(err);
+          log.warn('erase failed', { udid, code: e.code });
+          return { udid, erased: false, error: { code: e.code, message: e.message } };
+        }
+      }),
+    );
+  }
+
+  private audit(action: string, subject: string, details: Record<string, unknown>): void {
+    const db = openStationDatabase(this.dataDir);
+    try {
+      appendAudit(db, { at: new Date().toISOString(), actor: this.actor, action, subject, details });
+    } finally {
+      db.close();
+    }
+  }
+
+  /**
+   * Activates the device through Apple's activation server (or `activationUrl`).
+   * @throws KitError `activation/offline`, `activation/locked`, `activation/server-error`, `activation/failed`.
+   */
+  async activate(
+    udid: string,
+    options: PairingCallOptions & { activationUrl?: string } = {},
+  ): Promise<ActivationResult & { udid: string }> {
+    const session = await this.open(udid, options);
+    try {
+      const escrow = session.record.escrowBag;
+      const result = await activateDevice(session.lockdown, {
+        ...(options.activationUrl !== undefined ? { activationUrl: options.activationUrl } : {}),
+        ...(escrow !== undefined ? { escrowBag: escrow } : {}),
+        ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      });
+      return { udid, ...result };
+    } finally {
+      await session.close();
+    }
   }
 
   /** Attached USB devices with their identity; never pairs. Devices are queried concurrently. */
@@ -210,22 +433,41 @@ export class Station {
     }
   }
 
-  /** Pairs with `udid` unless a pairing the device accepts already exists. */
-  async pair(udid: string, options: PairingCallOptions = {}): Promise<PairResult> {
-    const session = await this.open(udid, options);
+  /**
+   * Pairs with `udid` unless a pairing the device accepts already exists. With `identityId` the
+   * pairing is supervised (§3.4: no Trust dialog; `lockdown/supervisor-rejected` when the device is
+   * not supervised by that identity).
+   */
+  async pair(udid: string, options: PairingCallOptions & { identityId?: string } = {}): Promise<PairResult> {
+    const supervisor = options.identityId !== undefined ? await this.supervisor(options.identityId) : undefined;
+    return this.pairWith(udid, options, supervisor);
+  }
+
+  private async pairWith(
+    udid: string,
+    options: PairingCallOptions,
+    supervisor: SupervisorCredentials | undefined,
+  ): Promise<PairResult> {
+    const session = await this.open(
+      udid,
+      options,
+      supervisor !== undefined ? { credentials: supervisor, mode: 'supervised' } : undefined,
+    );
     await session.close();
     return { udid, hostId: session.record.hostId, pairedNow: session.pairedNow };
   }
 
   /** Pairs every attached USB device concurrently; one result or error per device. */
   async pairAll(
-    options: PairingCallOptions = {},
+    options: PairingCallOptions & { identityId?: string } = {},
   ): Promise<(PairResult | { udid: string; error: { code: ErrorCode; message: string } })[]> {
     const devices = (await this.usbmux.listDevices()).filter((d) => d.connectionType === 'USB');
+    // The identity is unlocked once for the whole cart (the vault's key derivation is costly).
+    const supervisor = options.identityId !== undefined ? await this.supervisor(options.identityId) : undefined;
     return Promise.all(
       devices.map(async (d) => {
         try {
-          return await this.pair(d.udid, options);
+          return await this.pairWith(d.udid, options, supervisor);
         } catch (err) {
           const e = toKitError(err);
           return { udid: d.udid, error: { code: e.code, message: e.message } };
@@ -289,4 +531,22 @@ export class Station {
   shutdown(udid: string, options: PairingCallOptions = {}): Promise<{ udid: string; deviceId: number }> {
     return this.power(udid, 'shutdown', options);
   }
+}
+
+/** The `PayloadIdentifier` of a `.mobileconfig` (signed or not). @throws KitError `usage/invalid-argument`, `plist/malformed`, `cms/malformed`. */
+function profileIdentifier(bytes: Buffer): string {
+  const text = bytes.subarray(0, 64).toString('latin1');
+  const signed = bytes[0] === 0x30 || text.includes('-----BEGIN');
+  const content = signed ? readSignedPlist(bytes).content : decodePlist(bytes);
+  const id = isPlistDict(content) ? content.PayloadIdentifier : undefined;
+  if (typeof id !== 'string' || id === '')
+    throw new KitError('usage/invalid-argument', 'the configuration profile has no PayloadIdentifier');
+  return id;
+}
+
+/** Whether a cloud configuration is supervised and names `certificateDer` in `SupervisorHostCertificates`. */
+function supervisedBy(cc: PlistDict | null, certificateDer: Buffer): boolean {
+  if (cc === null || cc.IsSupervised !== true) return false;
+  const certs = cc.SupervisorHostCertificates;
+  return Array.isArray(certs) && certs.some((c) => c instanceof Buffer && c.equals(certificateDer));
 }

@@ -10,12 +10,18 @@ import type { DeviceProgress } from '../../device/device.ts';
 import { Station, type DeviceSummary } from '../../station.ts';
 import { ctxOf, type CliContext } from '../context.ts';
 
-function stationFor(ctx: CliContext): Station {
-  return new Station({ usbmuxdAddress: ctx.usbmuxd, dataDir: ctx.dataDir });
+/** The station for a command: usbmuxd address, data folder and vault passphrase file from the global options. */
+export function stationFor(ctx: CliContext): Station {
+  return new Station({
+    usbmuxdAddress: ctx.usbmuxd,
+    dataDir: ctx.dataDir,
+    passphraseFile: ctx.passphraseFile,
+    actor: 'cli',
+  });
 }
 
 /** Tells the person at the device what to do while pairing (stderr, so JSON stays clean). */
-function progressPrinter(ctx: CliContext): (e: DeviceProgress) => void {
+export function progressPrinter(ctx: CliContext): (e: DeviceProgress) => void {
   return (e) => {
     if (e.stage === 'trust-pending') {
       process.stderr.write(
@@ -66,7 +72,7 @@ export function formatValues(value: PlistValue, indent = ''): string[] {
 }
 
 /** JSON-friendly form of a plist value (reals unwrapped; bigint/Buffer are handled by printJson). */
-function jsonable(v: PlistValue): unknown {
+export function jsonable(v: PlistValue): unknown {
   if (v instanceof PlistReal) return v.value;
   if (v instanceof PlistUid) return { uid: v.value };
   if (Array.isArray(v)) return v.map(jsonable);
@@ -138,22 +144,24 @@ export function registerDevice(program: Command): void {
     .command('pair')
     .argument('[udid]', 'the device')
     .option('--all', 'every attached device')
-    .usage('UDID|--all [--json]')
+    .option('--identity <id>', 'supervised pairing with this supervision identity (no Trust dialog)')
+    .usage('UDID|--all [--identity ID] [--json]')
     .description('pair with a device (keeps a pairing the device still accepts); the record is saved through usbmuxd')
-    .action(async (udid: string | undefined, opts: { all?: boolean }, cmd: Command) => {
+    .action(async (udid: string | undefined, opts: { all?: boolean; identity?: string }, cmd: Command) => {
       const ctx = ctxOf(cmd);
       if ((udid === undefined) === (opts.all !== true)) {
         throw new KitError('usage/invalid-argument', 'give either a UDID or --all');
       }
       const station = stationFor(ctx);
       const onProgress = progressPrinter(ctx);
+      const identity = opts.identity !== undefined ? { identityId: opts.identity } : {};
       if (udid !== undefined) {
-        const r = await station.pair(udid, { onProgress });
+        const r = await station.pair(udid, { onProgress, ...identity });
         if (ctx.json) ctx.printJson(r);
         else ctx.print(`${r.udid}: ${r.pairedNow ? 'paired' : 'already paired'} (HostID ${r.hostId})`);
         return;
       }
-      const results = await station.pairAll({ onProgress });
+      const results = await station.pairAll({ onProgress, ...identity });
       if (ctx.json) ctx.printJson(results);
       else {
         for (const r of results) {

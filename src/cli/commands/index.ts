@@ -4,6 +4,7 @@ import { registerSim } from './sim.ts';
 import { registerPlist } from './plist.ts';
 import { registerBlueprint } from './blueprint.ts';
 import { registerDevice } from './device.ts';
+import { registerDeviceServices } from './device-services.ts';
 import { registerJobs } from './jobs.ts';
 import { registerIdentity } from './identity.ts';
 
@@ -14,6 +15,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerPlist,
   registerBlueprint,
   registerDevice,
+  registerDeviceServices,
   registerJobs,
   registerIdentity,
 ];
