@@ -31,6 +31,7 @@ import { countIdentities } from '../store/identities.ts';
 import type { WaitingReason } from '../store/jobs.ts';
 import { parseBlueprint, parseBlueprintJson, type Blueprint } from './blueprint.ts';
 import { createDeviceAdapter } from './device-adapter.ts';
+import { createPlanLookup } from './plans.ts';
 import type { KitDevice } from './device-port.ts';
 import {
   createRunner,
@@ -307,7 +308,7 @@ export interface PrepareRequest {
 
 /**
  * Everything `kitting prepare` needs around {@link prepareDevices}: opens `<dataDir>/station.db`,
- * the identity service (the vault passphrase from the file or `KITTING_PASSPHRASE`; none means a
+ * the serial plans in it (names and asset tags for the naming template), the identity service (the vault passphrase from the file or `KITTING_PASSPHRASE`; none means a
  * locked identity: steps that must sign fail with `kitting/signer-required`), loads the blueprint,
  * makes one {@link createDeviceAdapter} port per device and runs the pool. The database is closed
  * before it resolves. Errors: those of {@link loadBlueprintArgument}, `identity/not-found` (exit 3),
@@ -346,6 +347,7 @@ export async function prepareStation(
         watcher: env.watcher,
         supervisor: identitySupervisor(identities, passphrase !== null),
         profiles: fileProfileLoader({ baseDir }),
+        planFor: createPlanLookup(db),
         deviceFor: (udid) => {
           let port = ports.get(udid);
           if (port === undefined) {
