@@ -63,6 +63,7 @@ describe('kitting blueprint init / validate', () => {
       'enroll.mobileconfig',
       '--name-template',
       'iPad-{n:3}',
+      '--no-store',
       '--out',
       out,
     );
@@ -106,6 +107,7 @@ describe('kitting blueprint init / validate', () => {
       'org-1',
       '--org-name',
       'Org',
+      '--no-store',
       '--out',
       out,
     );
@@ -116,7 +118,7 @@ describe('kitting blueprint init / validate', () => {
     });
   });
 
-  it('init refuses bad values (exit 2) and requires --out for now', async () => {
+  it('init refuses bad values (exit 2); --no-store needs --out; storing needs the identity (exit 3)', async () => {
     const bad = await kitting(
       'blueprint',
       'init',
@@ -136,10 +138,39 @@ describe('kitting blueprint init / validate', () => {
     expect(bad.stderr).toContain('skipSetup.0');
     expect(fs.existsSync(path.join(dir, 'bad-init.json'))).toBe(false);
 
-    const noOut = await kitting('blueprint', 'init', '--name', 'x', '--identity', 'org-1', '--org-name', 'Org');
+    const noOut = await kitting(
+      'blueprint',
+      'init',
+      '--name',
+      'x',
+      '--identity',
+      'org-1',
+      '--org-name',
+      'Org',
+      '--no-store',
+    );
     expect(noOut.code).toBe(2);
-    expect(noOut.stderr).toContain('--out FILE is required');
-    expect(noOut.stderr).toContain('store');
+    expect(noOut.stderr).toContain('--no-store needs --out FILE');
+
+    const dataDir = path.join(dir, 'data');
+    const out = path.join(dir, 'not-written.json');
+    const unknownIdentity = await kitting(
+      '--data-dir',
+      dataDir,
+      'blueprint',
+      'init',
+      '--name',
+      'x',
+      '--identity',
+      'org-1',
+      '--org-name',
+      'Org',
+      '--out',
+      out,
+    );
+    expect(unknownIdentity.code).toBe(3);
+    expect(unknownIdentity.stderr).toContain('identity/not-found');
+    expect(fs.existsSync(out)).toBe(false);
   });
 
   it('an invalid file: exit 2, --json issues, Japanese messages with --lang ja', async () => {

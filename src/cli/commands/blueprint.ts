@@ -1,11 +1,21 @@
 /**
- * `kitting blueprint init` and `kitting blueprint validate` (cli.md), the parts that need no
- * database. Storing, listing, importing and exporting stored blueprints arrive with the store, so
- * `init` writes only to `--out FILE` for now.
+ * `kitting blueprint init|validate|import|export|list` (cli.md).
  *
- * Exit codes: 0 valid / written; 2 invalid blueprint, unreadable file, not JSON, or bad usage.
+ * - `init` builds a blueprint with the station's defaults and **stores it** in the station
+ *   database (the identity must be stored there: `identity/not-found`, exit 3, otherwise; a name
+ *   already stored is `blueprint/duplicate-name` unless `--replace`). `--out FILE` additionally
+ *   writes the file (`--force` to overwrite). `--no-store --out FILE` only writes the file (for
+ *   another station: the identity is then not looked up). Storing and writing happen together or
+ *   not at all.
+ * - `import FILE [--replace]` validates (every field problem listed, exit 2) and stores.
+ * - `export NAME [--out F]` writes the stored blueprint as JSON without secrets (stdout by default).
+ * - `list [--json]`: an array of `{name, identity, supervise, enrollment, updatedAt}`.
+ * - `validate FILE` checks a file without storing it.
+ *
+ * Exit codes: 0; 1 `blueprint/duplicate-name`, `store/*`, `io/write-failed`; 2 invalid blueprint,
+ * unreadable file, not JSON, bad usage; 3 `blueprint/not-found`, `identity/not-found`.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { KitError } from '../../errors.ts';
 import type { Lang } from '../../i18n/messages.ts';
@@ -17,7 +27,16 @@ import {
   type BlueprintInput,
   type BlueprintIssue,
 } from '../../kitting/blueprint.ts';
-import { ctxOf } from '../context.ts';
+import {
+  BlueprintIssuesError,
+  exportStoredBlueprint,
+  importBlueprintFile,
+  listStoredBlueprints,
+  storeBlueprint,
+} from '../../kitting/blueprint-store.ts';
+import { openStationDatabase, transaction, type Db } from '../../store/db.ts';
+import { ctxOf, toJsonText, type CliContext } from '../context.ts';
+import { writeAtomic } from './plist.ts';
 
 interface InitOptions {
   name?: string;
@@ -30,6 +49,8 @@ interface InitOptions {
   nameTemplate?: string;
   out?: string;
   force?: boolean;
+  store: boolean;
+  replace?: boolean;
 }
 
 /** The blueprint `init` writes: the given values plus the station's defaults (cli.md, domain.md). */
@@ -75,28 +96,111 @@ function requireOption(value: string | undefined, flag: string): string {
   return value;
 }
 
+function withDb<T>(dataDir: string, fn: (db: Db) => T): T {
+  const db = openStationDatabase(dataDir);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
 function runInit(cmd: Command, opts: InitOptions): void {
   const ctx = ctxOf(cmd);
   const name = requireOption(opts.name, '--name NAME');
   const identity = requireOption(opts.identity, '--identity ID');
   const orgName = requireOption(opts.orgName, '--org-name ORG');
-  if (opts.out === undefined || opts.out.trim() === '') {
-    throw new KitError(
-      'usage/invalid-argument',
-      '--out FILE is required for now: storing blueprints in the station arrives with the store',
+  const out = opts.out !== undefined && opts.out.trim() !== '' ? opts.out : undefined;
+  if (!opts.store && out === undefined) {
+    throw new KitError('usage/invalid-argument', '--no-store needs --out FILE (otherwise nothing would be written)');
+  }
+  if (out !== undefined && existsSync(out) && opts.force !== true) {
+    throw new KitError('usage/invalid-argument', `${out} exists; give --force to overwrite it`);
+  }
+  const input = initialBlueprint({ ...opts, name, identity, orgName });
+  const bp = parseBlueprint(input, ctx.lang);
+  const write = (): void => {
+    if (out !== undefined) writeAtomic(out, Buffer.from(exportBlueprint(bp), 'utf8'));
+  };
+  if (opts.store) {
+    // Stored and written together: a failed write rolls the store back.
+    withDb(ctx.dataDir, (db) =>
+      transaction(db, 'storing a new blueprint', () => {
+        storeBlueprint(db, input, { replace: opts.replace === true, lang: ctx.lang, source: 'blueprint init' });
+        write();
+      }),
+    );
+  } else write();
+  if (ctx.json) {
+    ctx.printJson({ ...(out !== undefined ? { written: out } : {}), stored: opts.store, blueprint: bp });
+    return;
+  }
+  if (opts.store) {
+    ctx.print(ctx.lang === 'ja' ? `ブループリントを保存しました: ${bp.name}` : `Blueprint stored: ${bp.name}`);
+  }
+  if (out !== undefined) {
+    ctx.print(ctx.lang === 'ja' ? `ブループリントを書き出しました: ${out}` : `Blueprint written: ${out}`);
+  }
+}
+
+/** Prints a {@link BlueprintIssuesError} field by field (like `validate`) and sets exit code 2. */
+function reportIssues(ctx: CliContext, err: BlueprintIssuesError): void {
+  if (ctx.json) {
+    process.stdout.write(
+      `${toJsonText({ error: { code: err.code, message: err.message, issues: err.issues.map((i) => issueJson(i, ctx.lang)) } })}\n`,
     );
   }
-  if (existsSync(opts.out) && opts.force !== true) {
-    throw new KitError('usage/invalid-argument', `${opts.out} exists; give --force to overwrite it`);
+  for (const i of err.issues) {
+    process.stderr.write(`${i.path === '' ? '(document)' : i.path}: ${i.message[ctx.lang]}\n`);
   }
-  const bp = parseBlueprint(initialBlueprint({ ...opts, name, identity, orgName }), ctx.lang);
+  process.stderr.write(
+    ctx.lang === 'ja'
+      ? `kitting: ブループリントに ${err.issues.length} 件の誤りがあります [blueprint/invalid]\n`
+      : `kitting: the blueprint has ${err.issues.length} problem(s) [blueprint/invalid]\n`,
+  );
+  process.exitCode = 2;
+}
+
+function runImport(cmd: Command, file: string, opts: { replace?: boolean }): void {
+  const ctx = ctxOf(cmd);
   try {
-    writeFileSync(opts.out, exportBlueprint(bp));
+    const r = withDb(ctx.dataDir, (db) =>
+      importBlueprintFile(db, file, { replace: opts.replace === true, lang: ctx.lang }),
+    );
+    if (ctx.json) {
+      ctx.printJson({ name: r.blueprint.name, identity: r.blueprint.organization.identityId, replaced: r.replaced });
+    } else if (ctx.lang === 'ja') {
+      ctx.print(`ブループリントを${r.replaced ? '置き換えました' : '取り込みました'}: ${r.blueprint.name}`);
+    } else ctx.print(`Blueprint ${r.replaced ? 'replaced' : 'imported'}: ${r.blueprint.name}`);
   } catch (err) {
-    throw new KitError('io/write-failed', `cannot write ${opts.out}: ${(err as Error).message}`, { cause: err });
+    if (err instanceof BlueprintIssuesError) reportIssues(ctx, err);
+    else throw err;
   }
-  if (ctx.json) ctx.printJson({ written: opts.out, blueprint: bp });
+}
+
+function runExport(cmd: Command, name: string, opts: { out?: string }): void {
+  const ctx = ctxOf(cmd);
+  const text = withDb(ctx.dataDir, (db) => exportStoredBlueprint(db, name));
+  if (opts.out === undefined) {
+    process.stdout.write(text);
+    return;
+  }
+  writeAtomic(opts.out, Buffer.from(text, 'utf8'));
+  if (ctx.json) ctx.printJson({ name, written: opts.out });
   else ctx.print(ctx.lang === 'ja' ? `ブループリントを書き出しました: ${opts.out}` : `Blueprint written: ${opts.out}`);
+}
+
+function runList(cmd: Command): void {
+  const ctx = ctxOf(cmd);
+  const list = withDb(ctx.dataDir, (db) => listStoredBlueprints(db));
+  if (ctx.json) {
+    ctx.printJson(list);
+    return;
+  }
+  if (list.length === 0) ctx.print(ctx.lang === 'ja' ? 'ブループリントはありません' : 'no blueprints');
+  for (const b of list) {
+    ctx.print(`${b.name}  ${b.identity}  supervise=${String(b.supervise)}  enrollment=${b.enrollment}  ${b.updatedAt}`);
+  }
 }
 
 function issueJson(
@@ -137,12 +241,12 @@ function runValidate(cmd: Command, file: string): void {
   if (!r.ok) process.exitCode = 2;
 }
 
-/** Registers `kitting blueprint init|validate`. */
+/** Registers `kitting blueprint init|validate|import|export|list`. */
 export function registerBlueprint(program: Command): void {
   const bp = program.command('blueprint').description('blueprints: the recipe applied to devices (ブループリント)');
   bp.command('init')
     .description(
-      'write a new blueprint file with sensible defaults (supervised, mandatory enrollment, all panes skipped)',
+      'create a blueprint with sensible defaults (supervised, mandatory enrollment, all panes skipped) and store it',
     )
     .option('--name <name>', 'blueprint name (1–128 characters)')
     .option('--identity <id>', 'supervision identity id')
@@ -153,10 +257,31 @@ export function registerBlueprint(program: Command): void {
     .option('--erase-if-needed', 'allow erasing a device that needs it (still asks for confirmation)')
     .option('--enroll-profile <file>', 'enrollment profile to stage for after Setup Assistant')
     .option('--name-template <template>', 'device name template, e.g. "iPad-{n:3}"')
-    .option('--out <file>', 'write the blueprint here (required until blueprints are stored)')
+    .option('--out <file>', 'also write the blueprint to this file')
     .option('--force', 'overwrite --out if it exists')
+    .option('--no-store', 'only write --out; do not store the blueprint in the station')
+    .option('--replace', 'replace a stored blueprint of the same name')
     .action(function (this: Command) {
       runInit(this, this.opts<InitOptions>());
+    });
+  bp.command('import')
+    .description('validate a blueprint file and store it (names are unique; --replace to replace)')
+    .argument('<file>', 'blueprint JSON file')
+    .option('--replace', 'replace a stored blueprint of the same name')
+    .action(function (this: Command, file: string) {
+      runImport(this, file, this.opts<{ replace?: boolean }>());
+    });
+  bp.command('export')
+    .description('write a stored blueprint as JSON, secrets left out (stdout unless --out)')
+    .argument('<name>', 'stored blueprint name')
+    .option('--out <file>', 'write to this file (atomically)')
+    .action(function (this: Command, name: string) {
+      runExport(this, name, this.opts<{ out?: string }>());
+    });
+  bp.command('list')
+    .description('stored blueprints; --json: [{name, identity, supervise, enrollment, updatedAt}]')
+    .action(function (this: Command) {
+      runList(this);
     });
   bp.command('validate')
     .description('check a blueprint file; prints each field error (exit 2 when invalid)')
