@@ -6,6 +6,8 @@ import { registerBlueprint } from './blueprint.ts';
 import { registerDevice } from './device.ts';
 import { registerDeviceServices } from './device-services.ts';
 import { registerJobs } from './jobs.ts';
+import { registerPlan } from './plan.ts';
+import { registerReport } from './report.ts';
 import { registerIdentity } from './identity.ts';
 
 export type RegisterCommand = (program: Command) => void;
@@ -17,5 +19,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerDevice,
   registerDeviceServices,
   registerJobs,
+  registerPlan,
+  registerReport,
   registerIdentity,
 ];
