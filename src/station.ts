@@ -29,6 +29,7 @@ import { appendAudit } from './store/audit.ts';
 import { openStationDatabase } from './store/db.ts';
 import { UsbmuxClient, type UsbmuxDevice, type UsbmuxdAddress } from './device/usbmux.ts';
 import { DeviceWatcher } from './device/watcher.ts';
+import { prepareStation, type PrepareDeviceResult, type PrepareEvent, type PrepareRequest } from './kitting/prepare.ts';
 
 const log = createLogger('station');
 
@@ -169,6 +170,28 @@ export class Station {
   close(): void {
     this.watcherInstance?.stop();
     this.watcherInstance = undefined;
+  }
+
+  /**
+   * Runs a blueprint on devices (`kitting prepare`): jobs persisted in `<dataDir>/station.db`, at
+   * most `maxParallel` devices at once, devices that leave (erase, reboot, unplug) followed through
+   * the watcher and their jobs resumed; the vault passphrase is the request's file, else the
+   * station's, else `KITTING_PASSPHRASE`. One result per device; see `src/kitting/prepare.ts` for the
+   * lifecycle and the errors.
+   */
+  async prepare(request: PrepareRequest, onEvent?: (event: PrepareEvent) => void): Promise<PrepareDeviceResult[]> {
+    const passphraseFile = request.passphraseFile ?? this.passphraseFile;
+    return prepareStation(
+      {
+        usbmux: this.usbmux,
+        watcher: await this.watcher(),
+        dataDir: this.dataDir,
+        ...(this.pairTimeoutMs !== undefined ? { pairTimeoutMs: this.pairTimeoutMs } : {}),
+        ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}),
+      },
+      { ...request, ...(passphraseFile !== undefined ? { passphraseFile } : {}) },
+      onEvent,
+    );
   }
 
   private async open(

@@ -87,12 +87,18 @@ function num(v: PlistValue | undefined): number | null {
   return null;
 }
 
-/** Creates the port for one UDID (see the module doc). */
-export function createDeviceAdapter(udid: string, options: DeviceAdapterOptions): KitDevice {
+/** The port plus what its owner must call when done with the device. */
+export interface ClosableKitDevice extends KitDevice {
+  /** Closes the kept MCInstall connection (if any); the port opens a new one if used again. */
+  close(): void;
+}
+
+/** Creates the port for one UDID (see the module doc). Close it when done (it may keep a connection open). */
+export function createDeviceAdapter(udid: string, options: DeviceAdapterOptions): ClosableKitDevice {
   return new DeviceAdapter(udid, options);
 }
 
-class DeviceAdapter implements KitDevice {
+class DeviceAdapter implements ClosableKitDevice {
   readonly udid: string;
   private readonly o: DeviceAdapterOptions;
   /** The DeviceID of the attachment last talked to (what `waitForReturn` waits to change). */
@@ -265,6 +271,10 @@ class DeviceAdapter implements KitDevice {
       }
       throw err;
     }
+  }
+
+  close(): void {
+    this.dropMc();
   }
 
   private dropMc(): void {

@@ -30,7 +30,7 @@ import { openStationDatabase, type Db } from '../store/db.ts';
 import { countIdentities } from '../store/identities.ts';
 import type { WaitingReason } from '../store/jobs.ts';
 import { parseBlueprint, parseBlueprintJson, type Blueprint } from './blueprint.ts';
-import { createDeviceAdapter } from './device-adapter.ts';
+import { createDeviceAdapter, type ClosableKitDevice } from './device-adapter.ts';
 import { createPlanLookup } from './plans.ts';
 import type { KitDevice } from './device-port.ts';
 import {
@@ -328,6 +328,7 @@ export async function prepareStation(
     passphrase = null;
   }
   const db = openStationDatabase(env.dataDir);
+  const ports = new Map<string, ClosableKitDevice>();
   try {
     const identities = new IdentityService({
       db,
@@ -340,7 +341,6 @@ export async function prepareStation(
         }),
     });
     const activationUrl = request.activationUrl ?? process.env.KITTING_ACTIVATION_URL;
-    const ports = new Map<string, KitDevice>();
     return await prepareDevices(
       {
         db,
@@ -376,6 +376,7 @@ export async function prepareStation(
       onEvent,
     );
   } finally {
+    for (const port of ports.values()) port.close();
     db.close();
   }
 }

@@ -8,6 +8,7 @@ import { registerDeviceServices } from './device-services.ts';
 import { registerJobs } from './jobs.ts';
 import { registerPlan } from './plan.ts';
 import { registerReport } from './report.ts';
+import { registerPrepare } from './prepare.ts';
 import { registerIdentity } from './identity.ts';
 
 export type RegisterCommand = (program: Command) => void;
@@ -18,6 +19,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerBlueprint,
   registerDevice,
   registerDeviceServices,
+  registerPrepare,
   registerJobs,
   registerPlan,
   registerReport,

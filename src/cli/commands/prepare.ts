@@ -1,0 +1,203 @@
+/**
+ * `kitting prepare UDID…|--all --blueprint NAME|FILE [--yes] [--max-parallel N] [--json] [--events]`
+ * (cli.md "Kitting"): runs the pipeline on the devices through {@link Station.prepare}.
+ *
+ * Output:
+ * - human: one progress line per event, `UDID  step  status` (stdout), then one line per device;
+ *   what the technician must do (tap Trust, unlock, re-run with `--yes`) also goes to stderr;
+ * - `--json --events`: one JSON event per line (the runner's events, plus `deviceLeft` /
+ *   `deviceReturned`), then `{"type":"summary","results":[…]}`;
+ * - `--json` alone: one document, the array of `{udid, jobId, status, errorCode?}`.
+ *
+ * Exit codes: 0 only when every device finished (`done`); 1 when any failed, waits (Trust, locked,
+ * internet, erase confirmation, device gone) or was cancelled (SIGINT: the jobs are persisted and
+ * the same command continues them); 2 bad usage or an unreadable / invalid blueprint file; 3 none
+ * of the UDIDs is attached, or the blueprint's identity does not exist.
+ */
+import type { Command } from 'commander';
+import { KitError } from '../../errors.ts';
+import type { Lang } from '../../i18n/messages.ts';
+import type { PrepareDeviceResult, PrepareEvent } from '../../kitting/prepare.ts';
+import { Station } from '../../station.ts';
+import { ctxOf, type CliContext } from '../context.ts';
+
+interface PrepareCliOptions {
+  all?: boolean;
+  blueprint?: string;
+  yes?: boolean;
+  maxParallel: string;
+  events?: boolean;
+  activationUrl?: string;
+  returnTimeout?: string;
+}
+
+/** One device in the `--json` summary (cli.md). */
+export interface PrepareSummaryJson {
+  udid: string;
+  jobId: string | null;
+  status: PrepareDeviceResult['status'];
+  errorCode?: string;
+  waitingReason?: string;
+  stepId?: string;
+}
+
+/** The summary form of a result. */
+export function summaryJson(r: PrepareDeviceResult): PrepareSummaryJson {
+  const out: PrepareSummaryJson = { udid: r.udid, jobId: r.jobId, status: r.status };
+  if (r.errorCode !== undefined) out.errorCode = r.errorCode;
+  if (r.waitingReason !== undefined) out.waitingReason = r.waitingReason;
+  if (r.stepId !== undefined) out.stepId = r.stepId;
+  return out;
+}
+
+/** The progress line of an event (`UDID  step  status …`), or null for events not shown. */
+export function eventLine(e: PrepareEvent): string | null {
+  switch (e.type) {
+    case 'jobCreated':
+      return `${e.udid}  job  created ${e.jobId}`;
+    case 'jobResumed':
+      return `${e.udid}  job  resumed ${e.jobId}`;
+    case 'stepStarted':
+      return `${e.udid}  ${e.stepId}  running${e.attempt > 1 ? ` (attempt ${e.attempt})` : ''}`;
+    case 'stepProgressed':
+      return `${e.udid}  ${e.stepId}  ${e.kind}`;
+    case 'stepFinished':
+      return `${e.udid}  ${e.stepId}  ${e.status}`;
+    case 'stepFailed':
+      return e.retryInMs !== null
+        ? `${e.udid}  ${e.stepId}  retrying in ${e.retryInMs} ms [${e.code}]`
+        : `${e.udid}  ${e.stepId}  failed [${e.code}] ${e.message}`;
+    case 'jobWaiting':
+      return `${e.udid}  ${e.stepId}  waiting ${e.reason} [${e.code}]`;
+    case 'jobFinished':
+      return `${e.udid}  job  done`;
+    case 'jobFailed':
+      return `${e.udid}  job  failed [${e.code}]`;
+    case 'jobCancelled':
+      return `${e.udid}  job  cancelled`;
+    case 'deviceLeft':
+      return `${e.udid}  device  left`;
+    case 'deviceReturned':
+      return `${e.udid}  device  returned`;
+  }
+}
+
+const ADVICE: Readonly<Record<string, Readonly<Record<Lang, string>>>> = {
+  'erase-confirmation': {
+    ja: 'この端末は消去が必要です。確認のうえ --yes を付けて同じコマンドを再実行してください。',
+    en: 'this device must be erased: re-run the same command with --yes to confirm.',
+  },
+  'trust-pending': {
+    ja: '端末で「信頼」をタップしてから同じコマンドを再実行してください。',
+    en: 'tap "Trust" on the device, then re-run the same command.',
+  },
+  locked: {
+    ja: '端末のロックを解除してから同じコマンドを再実行してください。',
+    en: 'unlock the device, then re-run the same command.',
+  },
+  'needs-internet': {
+    ja: 'アクティベーションにはインターネット接続が必要です。接続後に同じコマンドを再実行してください。',
+    en: 'activation needs internet: connect, then re-run the same command.',
+  },
+  'device-gone': {
+    ja: '端末が戻りませんでした。接続し直してから同じコマンドを再実行してください。',
+    en: 'the device did not come back: plug it in again and re-run the same command.',
+  },
+  cancelled: {
+    ja: '中断しました。同じコマンドで続きから再開できます。',
+    en: 'interrupted: the same command continues where it stopped.',
+  },
+};
+
+function resultLine(r: PrepareDeviceResult): string {
+  const why = r.waitingReason ?? r.errorCode;
+  return `${r.udid}  result  ${r.status}${why !== undefined ? ` [${why}]` : ''}${r.jobId !== null ? ` job ${r.jobId}` : ''}`;
+}
+
+function advise(ctx: CliContext, r: PrepareDeviceResult): void {
+  const key = r.status === 'cancelled' ? 'cancelled' : r.waitingReason;
+  const words = key !== undefined ? ADVICE[key] : undefined;
+  if (words !== undefined) process.stderr.write(`kitting: ${r.udid}: ${words[ctx.lang]}\n`);
+  else if (r.status === 'failed' && r.errorCode !== undefined) {
+    process.stderr.write(`kitting: ${r.udid}: failed [${r.errorCode}] ${r.errorMessage ?? ''}\n`);
+  }
+}
+
+function positiveInt(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new KitError('usage/invalid-argument', `${flag} takes a whole number ≥ 1`);
+  return n;
+}
+
+async function runPrepare(cmd: Command, udids: string[], opts: PrepareCliOptions): Promise<void> {
+  const ctx = ctxOf(cmd);
+  if (udids.length > 0 === (opts.all === true)) {
+    throw new KitError('usage/invalid-argument', 'give either UDIDs or --all');
+  }
+  if (opts.blueprint === undefined || opts.blueprint.trim() === '') {
+    throw new KitError('usage/invalid-argument', '--blueprint NAME|FILE is required');
+  }
+  const maxParallel = positiveInt(opts.maxParallel, '--max-parallel');
+  const returnTimeoutMs =
+    opts.returnTimeout !== undefined ? positiveInt(opts.returnTimeout, '--return-timeout') * 1000 : undefined;
+  const events = ctx.json && opts.events === true;
+  const station = new Station({
+    usbmuxdAddress: ctx.usbmuxd,
+    dataDir: ctx.dataDir,
+    ...(ctx.passphraseFile !== undefined ? { passphraseFile: ctx.passphraseFile } : {}),
+  });
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort(new KitError('kitting/cancelled', 'interrupted (SIGINT)'));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let results: PrepareDeviceResult[];
+  try {
+    results = await station.prepare(
+      {
+        udids: opts.all === true ? 'all' : udids,
+        blueprint: opts.blueprint,
+        confirmedErase: opts.yes === true,
+        maxParallel,
+        signal: controller.signal,
+        ...(opts.activationUrl !== undefined ? { activationUrl: opts.activationUrl } : {}),
+        ...(returnTimeoutMs !== undefined ? { returnTimeoutMs } : {}),
+      },
+      (e) => {
+        if (events) process.stdout.write(`${JSON.stringify(e)}\n`);
+        else if (!ctx.json) {
+          const line = eventLine(e);
+          if (line !== null) ctx.print(line);
+        }
+        if (e.type === 'stepProgressed' && e.kind === 'trust-pending') {
+          process.stderr.write(`kitting: ${e.udid}: ${ADVICE['trust-pending']?.[ctx.lang] ?? ''}\n`);
+        }
+      },
+    );
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    station.close();
+  }
+  if (events) process.stdout.write(`${JSON.stringify({ type: 'summary', results: results.map(summaryJson) })}\n`);
+  else if (ctx.json) ctx.printJson(results.map(summaryJson));
+  else for (const r of results) ctx.print(resultLine(r));
+  for (const r of results) if (r.status !== 'done') advise(ctx, r);
+  if (results.some((r) => r.status !== 'done')) process.exitCode = 1;
+}
+
+/** Registers `kitting prepare`. */
+export function registerPrepare(program: Command): void {
+  program
+    .command('prepare')
+    .argument('[udids...]', 'the devices')
+    .option('--all', 'every attached device')
+    .option('--blueprint <name|file>', 'the blueprint (a file path; stored blueprints come with the store)')
+    .option('--yes', 'confirm erasing devices that need it')
+    .option('--max-parallel <n>', 'devices prepared at once', '4')
+    .option('--events', 'with --json: one JSON event per line, then a summary line')
+    .option('--activation-url <url>', "Apple's activation server (default KITTING_ACTIVATION_URL or Apple's)")
+    .option('--return-timeout <seconds>', 'how long to wait for a device that left (default 300)')
+    .usage('UDID…|--all --blueprint NAME|FILE [--yes] [--max-parallel N] [--json] [--events]')
+    .description('run the blueprint on the devices; interrupted jobs resume with the same command')
+    .action(async (udids: string[], opts: PrepareCliOptions, cmd: Command) => runPrepare(cmd, udids, opts));
+}
