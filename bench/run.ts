@@ -13,6 +13,7 @@ import type { BenchGroup, BenchResult } from './types.ts';
 const GROUPS: Record<string, () => Promise<{ run: BenchGroup }>> = {
   plist: () => import('./plist.ts'),
   lockdown: () => import('./lockdown.ts'),
+  csv: () => import('./csv.ts'),
 };
 
 const args = process.argv.slice(2);
