@@ -201,8 +201,8 @@ describe('kitting identity', { timeout: 120_000 }, () => {
     const s = setup();
     const made = json<Listed>(s.kit(['--json', 'identity', 'create', '--org', 'Delete Me']));
     const db = new Database(path.join(s.dataDir, 'station.db'));
-    db.exec(`CREATE TABLE blueprints (name TEXT PRIMARY KEY, identity_id TEXT);
-             INSERT INTO blueprints VALUES ('cart', '${made.id}')`);
+    db.exec(`INSERT INTO blueprints (name, json, identity_id, created_at, updated_at)
+             VALUES ('cart', '{}', '${made.id}', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')`);
     const refused = s.kit(['--json', 'identity', 'delete', made.id]);
     expect(refused.status).toBe(1);
     expect(errorCode(refused)).toBe('identity/in-use');

@@ -498,8 +498,8 @@ describe('unlock, list and delete', () => {
     await service.create({ org: 'B', id: 'by-table' });
     await service.create({ org: 'C', id: 'free' });
     expect(await codeOf(() => service.delete('in-use'))).toBe('identity/in-use');
-    db.exec(`CREATE TABLE blueprints (name TEXT PRIMARY KEY, identity_id TEXT REFERENCES identities (id));
-             INSERT INTO blueprints VALUES ('cart-1', 'by-table');`);
+    db.exec(`INSERT INTO blueprints (name, json, identity_id, created_at, updated_at)
+             VALUES ('cart-1', '{}', 'by-table', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');`);
     expect(await codeOf(() => service.delete('by-table'))).toBe('identity/in-use');
     expect(new KitError('identity/in-use', 'x').exitCode).toBe(1);
     service.delete('free');

@@ -89,7 +89,7 @@ describe('migration 0002-jobs', () => {
       createdAt: '2025-01-01T00:00:00.000Z',
     });
     expect(schemaVersion(old)).toBe(1);
-    expect(migrateTo(old)).toBe(2);
+    expect(migrateTo(old, 2)).toBe(2);
     const kept = getIdentity(old, 'test-school');
     expect(kept?.org).toBe('テスト学園');
     expect(kept?.encryptedKey).toEqual(Buffer.from([4, 5, 6]));
