@@ -18,7 +18,6 @@
  * device's failure, only for bad input (`usage/invalid-argument`, `device/not-found` when none of
  * the UDIDs is attached) and for the supervisor callback's or the store's errors.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { KitError, hasCode, toKitError, type ErrorCode } from '../errors.ts';
 import type { UsbmuxClient } from '../device/usbmux.ts';
@@ -29,7 +28,8 @@ import { createLogger } from '../log.ts';
 import { openStationDatabase, type Db } from '../store/db.ts';
 import { countIdentities } from '../store/identities.ts';
 import type { WaitingReason } from '../store/jobs.ts';
-import { parseBlueprint, parseBlueprintJson, type Blueprint } from './blueprint.ts';
+import type { Blueprint } from './blueprint.ts';
+import { resolveBlueprint } from './blueprint-store.ts';
 import { createDeviceAdapter, type ClosableKitDevice } from './device-adapter.ts';
 import { createPlanLookup } from './plans.ts';
 import type { KitDevice } from './device-port.ts';
@@ -252,30 +252,6 @@ export async function prepareDevices(
   return results;
 }
 
-/**
- * The blueprint named on the command line. Blueprints are not stored in the database yet, so the
- * argument must be a readable blueprint file; relative profile paths in it are resolved against
- * its folder (returned as `baseDir`).
- * @throws KitError `usage/invalid-argument` (exit 2) for a name that is not a file, `io/read-failed`,
- *   `blueprint/not-json`, `blueprint/invalid`.
- */
-export function loadBlueprintArgument(nameOrFile: string): { blueprint: Blueprint; baseDir: string } {
-  if (!existsSync(nameOrFile) || !statSync(nameOrFile).isFile()) {
-    throw new KitError(
-      'usage/invalid-argument',
-      `--blueprint ${nameOrFile}: no such file, and blueprints are not stored in the station yet: give the path of a blueprint file (kitting blueprint init --out FILE)`,
-      { details: { blueprint: nameOrFile } },
-    );
-  }
-  let text: string;
-  try {
-    text = readFileSync(nameOrFile, 'utf8');
-  } catch (err) {
-    throw new KitError('io/read-failed', `cannot read ${nameOrFile}: ${(err as Error).message}`, { cause: err });
-  }
-  return { blueprint: parseBlueprint(parseBlueprintJson(text)), baseDir: path.dirname(path.resolve(nameOrFile)) };
-}
-
 /** What the station gives {@link prepareStation}. */
 export interface PrepareEnvironment {
   readonly usbmux: UsbmuxClient;
@@ -291,7 +267,7 @@ export interface PrepareEnvironment {
 /** A prepare request as the station takes it (cli.md `kitting prepare`). */
 export interface PrepareRequest {
   readonly udids: readonly string[] | 'all';
-  /** A blueprint file path (a stored name once blueprints are stored). */
+  /** A stored blueprint's name, else a blueprint file path. */
   readonly blueprint: string;
   readonly confirmedErase: boolean;
   readonly maxParallel: number;
@@ -308,10 +284,13 @@ export interface PrepareRequest {
 
 /**
  * Everything `kitting prepare` needs around {@link prepareDevices}: opens `<dataDir>/station.db`,
- * the serial plans in it (names and asset tags for the naming template), the identity service (the vault passphrase from the file or `KITTING_PASSPHRASE`; none means a
+ * the blueprint (a stored name first, else a file; relative profile paths resolve against the
+ * file's folder, or the working folder for a stored one), the serial plans (names and asset tags
+ * for the naming template), the identity service (the vault passphrase from the file or `KITTING_PASSPHRASE`; none means a
  * locked identity: steps that must sign fail with `kitting/signer-required`), loads the blueprint,
  * makes one {@link createDeviceAdapter} port per device and runs the pool. The database is closed
- * before it resolves. Errors: those of {@link loadBlueprintArgument}, `identity/not-found` (exit 3),
+ * before it resolves. Errors: `blueprint/not-found` (exit 3: neither a stored name nor a file),
+ * `blueprint/not-json`, `blueprint/invalid`, `io/read-failed`, `identity/not-found` (exit 3),
  * vault errors, `store/*`, and those of {@link prepareDevices}.
  */
 export async function prepareStation(
@@ -319,7 +298,6 @@ export async function prepareStation(
   request: PrepareRequest,
   onEvent: (event: PrepareEvent) => void = () => undefined,
 ): Promise<PrepareDeviceResult[]> {
-  const { blueprint, baseDir } = loadBlueprintArgument(request.blueprint);
   let passphrase: string | null;
   try {
     passphrase = resolvePassphrase(request.passphraseFile);
@@ -330,6 +308,9 @@ export async function prepareStation(
   const db = openStationDatabase(env.dataDir);
   const ports = new Map<string, ClosableKitDevice>();
   try {
+    const resolved = resolveBlueprint(db, request.blueprint);
+    const blueprint = resolved.blueprint;
+    const baseDir = resolved.path !== undefined ? path.dirname(path.resolve(resolved.path)) : process.cwd();
     const identities = new IdentityService({
       db,
       actor: 'cli',

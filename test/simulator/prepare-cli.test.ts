@@ -1,7 +1,7 @@
 /**
  * `kitting prepare` as a technician runs it (cli.md "Kitting"), against a spawned simulator: progress
  * lines, `--json` summary, `--json --events`, exit codes (0 all done, 1 waiting/failed/cancelled,
- * 2 bad blueprint argument, 3 no such device), erase refused without `--yes` with the advice to
+ * 2 bad usage, 3 no such blueprint or device), erase refused without `--yes` with the advice to
  * re-run with it, and SIGINT cancelling cleanly so the same command finishes the job.
  */
 import { spawn } from 'node:child_process';
@@ -94,13 +94,18 @@ describe('kitting prepare', () => {
     expect((await control.state(udid)).setupComplete).toBe(false);
   });
 
-  it('a blueprint name that is not a file: exit 2 with a clear error; an unknown UDID: exit 3; no UDID: exit 2', async () => {
+  it('--blueprint takes a stored name or a file; neither: exit 3 blueprint/not-found; an unknown UDID: exit 3; no UDID: exit 2', async () => {
     const udid = await plug('fresh');
-    const byName = await prepare([udid, '--blueprint', 'no-such-blueprint', '--json']);
-    expect(byName.code).toBe(2);
-    const err = JSON.parse(byName.stdout) as { error: { code: string; message: string } };
-    expect(err.error.code).toBe('usage/invalid-argument');
-    expect(err.error.message).toContain('not stored');
+    const stored = await env.kitting(sim.usbmuxd, ['blueprint', 'import', env.blueprint('stored-cart')]);
+    expect(stored.code, stored.stderr).toBe(0);
+    const byName = await prepare([udid, '--blueprint', 'stored-cart', '--json']);
+    expect(byName.code, byName.stderr).toBe(0);
+    expect(env.jobs().find((j) => j.udid === udid)?.blueprintName).toBe('stored-cart');
+    const missing = await prepare([udid, '--blueprint', 'no-such-blueprint', '--json']);
+    expect(missing.code).toBe(3);
+    const err = JSON.parse(missing.stdout) as { error: { code: string; message: string } };
+    expect(err.error.code).toBe('blueprint/not-found');
+    expect(err.error.message).toContain('no-such-blueprint');
     const unknown = await prepare(['0000-NOT-ATTACHED', '--blueprint', bp]);
     expect(unknown.code).toBe(3);
     expect(unknown.stderr).toContain('device/not-found');

@@ -11,8 +11,9 @@
  *
  * Exit codes: 0 only when every device finished (`done`); 1 when any failed, waits (Trust, locked,
  * internet, erase confirmation, device gone) or was cancelled (SIGINT: the jobs are persisted and
- * the same command continues them); 2 bad usage or an unreadable / invalid blueprint file; 3 none
- * of the UDIDs is attached, or the blueprint's identity does not exist.
+ * the same command continues them); 2 bad usage or an unreadable / invalid blueprint file; 3 the
+ * blueprint is neither a stored name nor a file, none of the UDIDs is attached, or the blueprint's
+ * identity does not exist.
  */
 import type { Command } from 'commander';
 import { KitError } from '../../errors.ts';
@@ -191,7 +192,7 @@ export function registerPrepare(program: Command): void {
     .command('prepare')
     .argument('[udids...]', 'the devices')
     .option('--all', 'every attached device')
-    .option('--blueprint <name|file>', 'the blueprint (a file path; stored blueprints come with the store)')
+    .option('--blueprint <name|file>', 'the blueprint: a stored name, else a file path')
     .option('--yes', 'confirm erasing devices that need it')
     .option('--max-parallel <n>', 'devices prepared at once', '4')
     .option('--events', 'with --json: one JSON event per line, then a summary line')
