@@ -17,8 +17,16 @@ import {
   resolveBlueprint,
   storeBlueprint,
 } from '../../src/kitting/blueprint-store.ts';
-import { openStationDatabase, type Db } from '../../src/store/db.ts';
+import {
+  migrateTo,
+  openDatabase,
+  openStationDatabase,
+  schemaVersion,
+  tableColumns,
+  type Db,
+} from '../../src/store/db.ts';
 import { getIdentity, insertIdentity } from '../../src/store/identities.ts';
+import { createJob, getJob } from '../../src/store/jobs.ts';
 
 const dirs: string[] = [];
 const dbs: Db[] = [];
@@ -213,5 +221,46 @@ describe('blueprint store', () => {
     const broken = thrown(() => resolveBlueprint(db, path.join(dir, 'broken.json')));
     expect(broken.code).toBe('blueprint/not-json');
     expect(broken.details).toMatchObject({ line: 2 });
+  });
+});
+
+describe('migration 0003-plans-blueprints', () => {
+  it('adds plans, plan_rows and blueprints to a version-2 database, keeping its identities and jobs', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kit-mig3-'));
+    dirs.push(dir);
+    const db = openDatabase(path.join(dir, 'station.db'), { migrate: 2 });
+    dbs.push(db);
+    insertIdentity(db, {
+      id: 'org-1',
+      org: 'Org',
+      fingerprint: 'b'.repeat(64),
+      notBefore: '2026-01-01T00:00:00.000Z',
+      notAfter: '2036-01-01T00:00:00.000Z',
+      certificate: Buffer.from([1]),
+      encryptedKey: Buffer.from([2]),
+      createdAt: '2026-01-01T00:00:00.000Z',
+    });
+    createJob(
+      db,
+      {
+        id: 'j',
+        udid: 'u',
+        serial: null,
+        blueprintName: 'b',
+        blueprintJson: '{}',
+        batchId: 'x',
+        counterStart: 1,
+        steps: ['identify'],
+      },
+      '2026-01-01T00:00:00.000Z',
+    );
+    expect(tableColumns(db, 'blueprints')).toEqual([]);
+    expect(migrateTo(db, 3)).toBe(3);
+    expect(schemaVersion(db)).toBe(3);
+    expect(getIdentity(db, 'org-1')?.org).toBe('Org');
+    expect(getJob(db, 'j')?.steps).toHaveLength(1);
+    expect(tableColumns(db, 'blueprints')).toEqual(['id', 'name', 'json', 'identity_id', 'created_at', 'updated_at']);
+    expect(tableColumns(db, 'plans')).toEqual(['name', 'format', 'encoding', 'source', 'imported_at']);
+    expect(tableColumns(db, 'plan_rows')).toContain('serial');
   });
 });
