@@ -11,7 +11,7 @@ import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { createPrepareEnv, prepareInProcess, type PrepareEnv } from '../helpers/prepare-env.ts';
-import { profileBytes } from '../helpers/sim-process.ts';
+import { KITTING, NODE, profileBytes, run } from '../helpers/sim-process.ts';
 
 let env: PrepareEnv;
 let sim: Simulator;
@@ -57,8 +57,9 @@ describe('enrollment through prepare', () => {
     expect(results).toEqual([expect.objectContaining({ status: 'done' })]);
     expect(sim.state(udid).cloudConfiguration).toMatchObject({ ConfigurationURL: enrollUrl });
     expect(requests).toHaveLength(0);
-    const setup = await sim.setup(udid);
-    expect(setup.installed).toContain('com.example.mdm.url-enrollment');
+    // The person taps through Setup Assistant: `kitting sim-ctl setup UDID complete`.
+    const setup = await run(NODE, [KITTING, 'sim-ctl', '--control', sim.controlAddress, 'setup', udid, 'complete']);
+    expect(setup.code, setup.stderr).toBe(0);
     expect(requests).toHaveLength(1);
     expect(requests[0]?.userAgent).toBe('CloudConfiguration/1.0');
     expect(requests[0]?.bytes).toBeGreaterThan(0);

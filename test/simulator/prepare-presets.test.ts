@@ -126,3 +126,29 @@ describe('prepare from every preset', () => {
     expect(sim.state(udid).activationState).toBe('Unactivated');
   });
 });
+
+describe('prepare --all with --max-parallel', () => {
+  it('every attached device, never more than N jobs at once', async () => {
+    const fleet = await startSimulator({ devices: 4, preset: 'fresh', timing: 'none' });
+    try {
+      let running = 0;
+      let peak = 0;
+      const { results } = await prepareInProcess(env, {
+        usbmuxd: fleet.usbmuxdAddress,
+        udids: 'all',
+        blueprint: bp,
+        maxParallel: 2,
+        activationUrl: fleet.activationUrl,
+        onEvent: (e) => {
+          if (e.type === 'jobCreated' || e.type === 'jobResumed') peak = Math.max(peak, ++running);
+          if (e.type === 'jobFinished' || e.type === 'jobFailed' || e.type === 'jobWaiting') running--;
+        },
+      });
+      expect(results.map((r) => r.udid).sort()).toEqual(fleet.udids().sort());
+      expect(results.every((r) => r.status === 'done')).toBe(true);
+      expect(peak).toBe(2);
+    } finally {
+      await fleet.stop();
+    }
+  });
+});
