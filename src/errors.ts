@@ -169,6 +169,8 @@ export const ERROR_CODES = {
   'sim/start-failed': spec(false),
   'sim/setup-needs-credentials': spec(false),
   'sim/setup-failed': spec(false),
+  // simulator/mdm-server (kitting mdm-dev, the reference MDM server)
+  'mdm-server/start-failed': spec(false),
 } as const satisfies Record<string, CodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -930,6 +930,16 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Check the HTTP answer in the message and the ConfigurationURL.',
     },
   },
+  'mdm-server/start-failed': {
+    ja: {
+      title: '参照 MDM サーバーを起動できません',
+      action: 'ポートが使用中でないか、--db と --device-ca のファイルを確認してください。',
+    },
+    en: {
+      title: 'The reference MDM server could not start',
+      action: 'Check that the port is free and the --db and --device-ca files.',
+    },
+  },
 };
 
 /** The words for an error (KitError or anything thrown) in the given language. */

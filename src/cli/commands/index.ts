@@ -10,6 +10,7 @@ import { registerPlan } from './plan.ts';
 import { registerReport } from './report.ts';
 import { registerPrepare } from './prepare.ts';
 import { registerIdentity } from './identity.ts';
+import { registerMdmDev } from './mdm-dev.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -24,4 +25,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerPlan,
   registerReport,
   registerIdentity,
+  registerMdmDev,
 ];
