@@ -129,6 +129,14 @@ export const ERROR_CODES = {
   'lockdown/unknown-error': spec(false),
   'lockdown/supervisor-rejected': spec(false),
   'diagnostics/failed': spec(false),
+  // usb/: the USB layer (src/device/usb*.ts): port numbers, recovery/DFU devices (protocols.md §8).
+  'usb/not-loaded': spec(false),
+  'usb/unavailable': spec(false),
+  'usb/permission-denied': spec(false),
+  'usb/not-found': spec(false, 'not-found'),
+  'usb/device-gone': spec(false),
+  'usb/transfer-failed': spec(false),
+  'usb/recovery-not-confirmed': spec(false, 'usage'),
   // MCInstall (com.apple.mobile.MCInstall) ErrorChain / Status → code, at the device edge (protocols.md §4.2).
   'mcinstall/cloud-config-present': spec(false),
   'mcinstall/not-activated': spec(false),

@@ -649,6 +649,64 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Use the supervision identity of the organization that supervises this device (kitting identity list).',
     },
   },
+  'usb/not-loaded': {
+    ja: {
+      title: 'USB モジュールを読み込めません（ポート番号とリカバリーモード／DFUモードの検出は無効です）',
+      action: 'npm ci をやり直してください。ほかの機能はそのまま使えます。',
+    },
+    en: {
+      title: 'The USB module could not load (port numbers and recovery/DFU detection are off)',
+      action: 'Run npm ci again. Everything else keeps working.',
+    },
+  },
+  'usb/unavailable': {
+    ja: {
+      title: 'USB にアクセスできません（ポート番号とリカバリーモード／DFUモードの検出は無効です）',
+      action: 'USB バスのないコンテナや仮想環境では使えません。ほかの機能はそのまま使えます。',
+    },
+    en: {
+      title: 'No USB access here (port numbers and recovery/DFU detection are off)',
+      action: 'Containers and VMs without a USB bus cannot see ports. Everything else keeps working.',
+    },
+  },
+  'usb/permission-denied': {
+    ja: {
+      title: 'USB へのアクセスが許可されていません（ポート番号とリカバリーモード／DFUモードの検出は無効です）',
+      action: 'Linux では Apple（05ac）の udev ルールを追加し、macOS ではアクセスを許可してください。',
+    },
+    en: {
+      title: 'USB access is not permitted (port numbers and recovery/DFU detection are off)',
+      action: 'On Linux add a udev rule for Apple (05ac) devices; on macOS allow the access.',
+    },
+  },
+  'usb/not-found': {
+    ja: {
+      title: 'その ECID の端末がリカバリーモード／DFUモードで接続されていません',
+      action: 'kitting usb list で ECID とケーブルを確認してください。',
+    },
+    en: {
+      title: 'No device with that ECID is attached in recovery or DFU mode',
+      action: 'Check the ECID and the cable with kitting usb list.',
+    },
+  },
+  'usb/device-gone': {
+    ja: { title: 'USB 通信中に端末が外れました', action: 'ケーブルを確認して、もう一度実行してください。' },
+    en: { title: 'The device left the USB bus', action: 'Check the cable and try again.' },
+  },
+  'usb/transfer-failed': {
+    ja: { title: 'USB 通信に失敗しました', action: 'ケーブルやハブを替えて、もう一度実行してください。' },
+    en: { title: 'USB transfer failed', action: 'Try another cable or hub port, then try again.' },
+  },
+  'usb/recovery-not-confirmed': {
+    ja: {
+      title: '端末をリカバリーモードにします（作業中の処理は中断されます）',
+      action: '実行するには --yes を付けてください。',
+    },
+    en: {
+      title: 'This puts the device into recovery mode (anything running on it stops)',
+      action: 'Add --yes to do it.',
+    },
+  },
   'diagnostics/failed': {
     ja: {
       title: '端末が再起動・システム終了の要求を実行できませんでした',
