@@ -29,6 +29,15 @@ import { appendAudit } from './store/audit.ts';
 import { openStationDatabase } from './store/db.ts';
 import { UsbmuxClient, type UsbmuxDevice, type UsbmuxdAddress } from './device/usbmux.ts';
 import { DeviceWatcher } from './device/watcher.ts';
+import {
+  UsbLayer,
+  formatEcid,
+  type AppleUsbDevice,
+  type KnownDeviceIdentity,
+  type LeaveRecoveryResult,
+  type PortMap,
+  type UsbStatus,
+} from './device/usb.ts';
 import { prepareStation, type PrepareDeviceResult, type PrepareEvent, type PrepareRequest } from './kitting/prepare.ts';
 
 const log = createLogger('station');
@@ -46,6 +55,21 @@ export interface StationOptions {
   passphraseFile?: string | undefined;
   /** Who acts, for the audit log: `cli`, `app`, `server` (default `cli`). */
   actor?: string;
+  /** The USB layer (default: over the `usb` package, loaded on first use). Tests give one over a fake backend. */
+  usb?: UsbLayer | undefined;
+}
+
+/** Apple devices on the USB bus, or why USB is off ({@link Station.usbDevices}). */
+export interface UsbDevicesResult {
+  status: UsbStatus;
+  devices: AppleUsbDevice[];
+}
+
+/** Result of {@link Station.enterRecovery}. */
+export interface EnterRecoveryResult {
+  udid: string;
+  /** The ECID it will show on the USB bus in recovery mode (lockdown `UniqueChipID`). */
+  ecid: bigint | null;
 }
 
 /** Result of {@link Station.installProfile}. */
@@ -143,6 +167,10 @@ export class Station {
   private readonly passphraseFile: string | undefined;
   private readonly actor: string;
   private watcherInstance: DeviceWatcher | undefined;
+  /** USB: ports, recovery/DFU devices (src/device/usb.ts). */
+  readonly usb: UsbLayer;
+  /** ECID and serial number per UDID, learned in normal mode, to find a device again in recovery mode. */
+  private readonly knownIdentities = new Map<string, KnownDeviceIdentity>();
 
   constructor(options: StationOptions) {
     this.usbmux = new UsbmuxClient(
@@ -154,6 +182,7 @@ export class Station {
     this.timeoutMs = options.timeoutMs;
     this.passphraseFile = options.passphraseFile;
     this.actor = options.actor ?? 'cli';
+    this.usb = options.usb ?? new UsbLayer();
   }
 
   /** The live device watcher, started on first use. @throws KitError `usbmux/unavailable`. */
@@ -170,6 +199,7 @@ export class Station {
   close(): void {
     this.watcherInstance?.stop();
     this.watcherInstance = undefined;
+    void this.usb.close();
   }
 
   /**
@@ -382,7 +412,10 @@ export class Station {
   /** Attached USB devices with their identity; never pairs. Devices are queried concurrently. */
   async listDevices(): Promise<DeviceSummary[]> {
     const devices = (await this.usbmux.listDevices()).filter((d) => d.connectionType === 'USB');
-    return Promise.all(devices.map((d) => this.summarize(d)));
+    const summaries = await Promise.all(devices.map((d) => this.summarize(d)));
+    const ports = await this.usb.portMap(devices, [...this.knownIdentities.values()]).catch(() => undefined);
+    for (const s of summaries) s.port = ports?.portOf(s.udid)?.path ?? null;
+    return summaries;
   }
 
   private async summarize(device: UsbmuxDevice): Promise<DeviceSummary> {
@@ -420,6 +453,11 @@ export class Station {
         }
       }
       const id = identityFromValues(values);
+      this.knownIdentities.set(device.udid, {
+        udid: device.udid,
+        ecid: id.uniqueChipId,
+        serialNumber: id.serialNumber,
+      });
       summary.serial = id.serialNumber ?? null;
       summary.name = id.deviceName ?? null;
       summary.productType = id.productType ?? null;
@@ -553,6 +591,67 @@ export class Station {
   /** Shuts the device down. */
   shutdown(udid: string, options: PairingCallOptions = {}): Promise<{ udid: string; deviceId: number }> {
     return this.power(udid, 'shutdown', options);
+  }
+
+  /** Whether port numbers and recovery/DFU detection work here, and why not (`usb/not-loaded`, `usb/unavailable`, `usb/permission-denied`). */
+  usbStatus(): Promise<UsbStatus> {
+    return this.usb.status();
+  }
+
+  /** Apple devices on the USB bus (recovery and DFU included) with their ports; empty with the reason when USB is off. Never throws for USB being off. */
+  async usbDevices(): Promise<UsbDevicesResult> {
+    const status = await this.usb.status();
+    if (!status.available) return { status, devices: [] };
+    return { status, devices: await this.usb.devices() };
+  }
+
+  /**
+   * The port map of the attached devices: usbmuxd's (when usbmuxd answers) matched by USB serial or
+   * location id, and devices in recovery/DFU mode by ECID (and by UDID when seen before in normal mode).
+   * @throws KitError `usb/not-loaded`, `usb/unavailable`, `usb/permission-denied`.
+   */
+  async portMap(): Promise<PortMap> {
+    const usbmux = await this.usbmux.listDevices().catch(() => []);
+    return this.usb.portMap(usbmux, [...this.knownIdentities.values()]);
+  }
+
+  /**
+   * Takes the device with `ecid` out of recovery mode (`setenv auto-boot true`, `saveenv`, `reboot`);
+   * it boots iOS and returns through usbmuxd. Audited.
+   * @throws KitError `usb/not-found` (exit 3), `device/wrong-mode` (DFU), `usb/*`.
+   */
+  async leaveRecovery(ecid: bigint): Promise<LeaveRecoveryResult> {
+    const result = await this.usb.leaveRecovery(ecid);
+    this.audit('recovery-exit', formatEcid(ecid), { path: result.location?.path ?? null });
+    return result;
+  }
+
+  /**
+   * Reboots `udid` into recovery mode (lockdown `EnterRecovery`, pairs first if needed). Disruptive:
+   * refused unless `confirmed`. The ECID is read first so the device can be found on the USB bus.
+   * @throws KitError `usb/recovery-not-confirmed` (exit 2), `device/not-found` (exit 3), pairing/lockdown codes.
+   */
+  async enterRecovery(
+    udid: string,
+    options: PairingCallOptions & { confirmed: boolean } = { confirmed: false },
+  ): Promise<EnterRecoveryResult> {
+    if (!options.confirmed) {
+      throw new KitError('usb/recovery-not-confirmed', `entering recovery mode on ${udid} needs confirmation`, {
+        udid,
+      });
+    }
+    const session = await this.open(udid, options);
+    let ecid: bigint | null = null;
+    try {
+      const id = identityFromValues(await session.lockdown.getValues());
+      ecid = id.uniqueChipId ?? null;
+      this.knownIdentities.set(udid, { udid, ecid: id.uniqueChipId, serialNumber: id.serialNumber });
+      await session.lockdown.enterRecovery();
+    } finally {
+      await session.close();
+    }
+    this.audit('recovery-enter', udid, { ecid: ecid === null ? null : formatEcid(ecid) });
+    return { udid, ecid };
   }
 }
 
