@@ -12,6 +12,7 @@ import { AfcTree } from './afc.ts';
 import { deviceKeys, type DeviceKeys } from './crypto.ts';
 import type { DeviceCa, DeviceIdentityCert } from './device-ca.ts';
 import { FaultSet } from './faults.ts';
+import type { CheckInRecord } from './mdm-checkin.ts';
 import { OS_RELEASES, type DeviceIdentity } from './identity.ts';
 import { PRESETS, type ActivationState, type PresetName, type PresetSpec, type TrustMode } from './presets.ts';
 import { profileJson, type DeviceProfile, type ProfileJson } from './profiles.ts';
@@ -66,6 +67,8 @@ export interface EnrollmentRecord {
   profileIdentifier: string | null;
   error: string | null;
   at: string;
+  /** The MDM check-in after installing a profile with a `com.apple.mdm` payload (mdm-checkin.ts). */
+  checkIn?: CheckInRecord;
 }
 
 /** Handles a new connection to one of the device's ports. */

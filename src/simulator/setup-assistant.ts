@@ -18,6 +18,7 @@ import { KitError } from '../errors.ts';
 import { encodeXml, type PlistDict } from '../plist/index.ts';
 import { derToPem, signAttachedCms } from './cms.ts';
 import type { EnrollmentRecord, VirtualDevice } from './device.ts';
+import { checkInAfterInstall } from './mdm-checkin.ts';
 import { parseProfile } from './profiles.ts';
 
 /** Credentials typed at the Remote Management pane. */
@@ -162,6 +163,11 @@ async function enroll(
   const parsed = parseProfile(answer.body, 'enrollment');
   if ('problem' in parsed)
     return fail('sim/setup-failed', `the enrollment profile was refused: ${parsed.problem.text}`);
+  // Installing an MDM payload checks the device in; a refused check-in fails the installation.
+  const checkIn = await checkInAfterInstall(device, answer.body);
+  if (checkIn !== undefined) record.checkIn = checkIn;
+  if (checkIn?.status === 'failed')
+    return fail('sim/setup-failed', `the MDM server refused the check-in: ${checkIn.error ?? 'unknown reason'}`);
   device.installProfile(parsed.profile);
   record.status = 'installed';
   record.profileIdentifier = parsed.profile.identifier;
