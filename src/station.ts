@@ -641,15 +641,15 @@ export class Station {
       });
     }
     const session = await this.open(udid, options);
-    let ecid: bigint | null = null;
+    let id: ReturnType<typeof identityFromValues>;
     try {
-      const id = identityFromValues(await session.lockdown.getValues());
-      ecid = id.uniqueChipId ?? null;
+      id = identityFromValues(await session.lockdown.getValues());
       this.knownIdentities.set(udid, { udid, ecid: id.uniqueChipId, serialNumber: id.serialNumber });
       await session.lockdown.enterRecovery();
     } finally {
       await session.close();
     }
+    const ecid = id.uniqueChipId ?? null;
     this.audit('recovery-enter', udid, { ecid: ecid === null ? null : formatEcid(ecid) });
     return { udid, ecid };
   }
