@@ -10,6 +10,7 @@ import { registerPlan } from './plan.ts';
 import { registerReport } from './report.ts';
 import { registerPrepare } from './prepare.ts';
 import { registerIdentity } from './identity.ts';
+import { registerUsb } from './usb.ts';
 import { registerMdmDev } from './mdm-dev.ts';
 
 export type RegisterCommand = (program: Command) => void;
@@ -25,5 +26,6 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerPlan,
   registerReport,
   registerIdentity,
+  registerUsb,
   registerMdmDev,
 ];
