@@ -887,6 +887,8 @@ function routes(m: ReferenceMdm): Route[] {
       if (d === undefined || d.state !== 'active' || d.enrollmentId !== enrollment.id)
         throw new HttpError(409, 'mdm/not-registered', `device ${msg.UDID} has not authenticated with this identity`);
       if (msg.MessageType === 'TokenUpdate') {
+        if (d.enrollmentStatus !== 'authenticated' && d.enrollmentStatus !== 'enrolled')
+          throw new HttpError(409, 'mdm/not-registered', `device ${msg.UDID} sent TokenUpdate before Authenticate`);
         if (d.enrollmentStatus !== 'enrolled') {
           d.enrollmentStatus = 'enrolled';
           d.enrollmentAt = now;
