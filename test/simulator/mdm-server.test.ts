@@ -4,6 +4,7 @@
  * mobiconnect lifecycle rules, device enrollment with CMS-signed MachineInfo made here with a
  * throwaway device CA, check-in, the admin API and its fault injection.
  */
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -15,6 +16,7 @@ import { encodeXml, isPlistDict, readSignedPlist, type PlistDict } from '../../s
 import { chainsTo, verifyCms } from '../../src/simulator/mdm-server/cms.ts';
 import { startMdmServer, type MdmServer } from '../../src/simulator/mdm-server/index.ts';
 import { contractCall, type ContractAnswer } from '../helpers/mdm-contract.ts';
+import { KITTING, NODE } from '../helpers/sim-process.ts';
 
 interface Pki {
   certPem: string;
@@ -730,5 +732,45 @@ describe('admin API and fault injection', () => {
   it('binds loopback only', async () => {
     await expect(startMdmServer({ host: '0.0.0.0' })).rejects.toThrow(/loopback/);
     expect(net.isIP(new URL(mdm.url).hostname)).toBe(4);
+  });
+});
+
+describe('kitting mdm-dev', () => {
+  it('prints exactly the ready line, writes the tokens to --token-file, serves the demo groups, stops on SIGTERM', async () => {
+    const tokenFile = path.join(dir, 'tokens.json');
+    const child = spawn(
+      NODE,
+      [KITTING, 'mdm-dev', '--port', '0', '--seed-demo', '--db', path.join(dir, 'cli.db'), '--token-file', tokenFile],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.setEncoding('utf8');
+        child.stdout.on('data', (s: string) => {
+          out += s;
+          if (out.includes('\n')) resolve(out);
+        });
+        void exited.then((code) => reject(new Error(`mdm-dev exited with ${String(code)}`)));
+      });
+      const ready = JSON.parse(line.trim()) as { ready: boolean; url: string };
+      expect(Object.keys(ready)).toEqual(['ready', 'url']);
+      expect(ready.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const tokens = JSON.parse(fs.readFileSync(tokenFile, 'utf8')) as { token: string; adminToken: string };
+      expect((fs.statSync(tokenFile).mode & 0o777).toString(8)).toBe('600');
+      const groups = await contractCall(ready.url, 'GET', '/v1/groups', { token: tokens.token });
+      expect(groups.problems).toEqual([]);
+      expect((groups.json as { groups: { id: string }[] }).groups.map((g) => g.id).sort()).toEqual([
+        'demo-closed',
+        'demo-school',
+        'demo-school-grade1',
+      ]);
+    } finally {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGTERM');
+    }
+    expect(await exited).toBe(0);
   });
 });
