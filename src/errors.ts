@@ -169,6 +169,10 @@ export const ERROR_CODES = {
   'kitting/signer-required': spec(false),
   'kitting/profile-unavailable': spec(false),
   'kitting/cancelled': spec(false),
+  // batch/ the scheduler behind prepare and watch (src/kitting/scheduler.ts, src/station.ts)
+  'batch/already-running': spec(false),
+  'batch/not-running': spec(false, 'not-found'),
+  'job/not-found': spec(false, 'not-found'),
 
   // simulator/ (virtual usbmuxd and devices, sim-ctl)
   'sim/unknown-device': spec(false, 'not-found'),

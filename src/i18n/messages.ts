@@ -940,6 +940,24 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: 'キッティングが中止されました', action: '同じコマンドを実行すると続きから再開します。' },
     en: { title: 'Kitting was cancelled', action: 'Run the same command again to resume.' },
   },
+  'batch/already-running': {
+    ja: {
+      title: '別のバッチが実行中です',
+      action: '実行中のバッチを停止するか、終わるのを待ってから開始してください。',
+    },
+    en: {
+      title: 'Another batch is running',
+      action: 'Stop the running batch, or wait for it to end, then start again.',
+    },
+  },
+  'batch/not-running': {
+    ja: { title: '実行中のバッチがありません', action: 'バッチまたは監視モードを開始してから操作してください。' },
+    en: { title: 'No batch is running', action: 'Start a batch or watch mode first.' },
+  },
+  'job/not-found': {
+    ja: { title: 'ジョブが見つかりません', action: 'kitting jobs でジョブ ID を確認してください。' },
+    en: { title: 'No such job', action: 'Check the job id with kitting jobs.' },
+  },
   'sim/unknown-device': {
     ja: { title: '仮想端末が見つかりません', action: 'sim-ctl list で UDID を確認してください。' },
     en: { title: 'No such virtual device', action: 'Check the UDID with sim-ctl list.' },

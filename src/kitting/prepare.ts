@@ -1,25 +1,27 @@
 /**
- * `prepare`: runs a blueprint on a set of attached devices (cli.md "Kitting", domain.md pipeline)
- * through the job runner, at most N devices at once, and follows devices that leave and come back.
+ * `prepare` and `watch`: run a blueprint on attached devices (cli.md "Kitting", domain.md pipeline)
+ * through the job runner and the batch scheduler (`scheduler.ts`).
  *
- * What it adds to the runner (`runner.ts`):
- * - **a simple pool**: at most `maxParallel` devices run at once, in the order given (the full
- *   scheduler with per-hub caps comes later);
+ * What it adds around the scheduler:
+ * - **the station's setup**: the database, the blueprint (stored name or file), the identity
+ *   service and its vault, the serial plans, one device port per UDID ({@link prepareStation});
+ * - **caps**: at most `maxParallel` devices at once, at most `perHub` per hub (see the scheduler);
  * - **devices that leave**: a job that waits because its device is gone (`device-gone`: unplugged,
  *   rebooted, cable fault) is resumed as soon as the watcher sees the same UDID attached again, for
- *   at most `returnTimeoutMs`; after that the job stays `waiting` in the store and the same command
- *   resumes it later. An erase inside the `erase` step is followed by the port itself
- *   ({@link KitDevice.waitForReturn}).
+ *   at most `returnTimeoutMs` in batch mode; after that the job stays `waiting` in the store and the
+ *   same command resumes it later. An erase inside the `erase` step is followed by the port itself
+ *   ({@link KitDevice.waitForReturn});
  * - **one outcome per device**: `done`, `failed` (with the code), `waiting` (with the reason: Trust,
  *   locked, internet, erase confirmation, device gone) or `cancelled` (the signal aborted: jobs are
  *   persisted and the same command continues them).
  *
- * Lifecycle: {@link prepareDevices} resolves when every device has an outcome; it never rejects for a
- * device's failure, only for bad input (`usage/invalid-argument`, `device/not-found` when none of
- * the UDIDs is attached) and for the supervisor callback's or the store's errors.
+ * Lifecycle: {@link prepareDevices} resolves when every device has an outcome (watch mode: when the
+ * signal aborts); it never rejects for a device's failure, only for bad input
+ * (`usage/invalid-argument`, `device/not-found` when none of the UDIDs is attached) and for the
+ * supervisor callback's or the store's errors.
  */
 import path from 'node:path';
-import { KitError, hasCode, toKitError, type ErrorCode } from '../errors.ts';
+import { hasCode } from '../errors.ts';
 import type { UsbmuxClient } from '../device/usbmux.ts';
 import type { DeviceWatcher } from '../device/watcher.ts';
 import { IdentityService } from '../identity/identity.ts';
@@ -27,43 +29,32 @@ import { PassphraseVault, resolvePassphrase } from '../identity/vault.ts';
 import { createLogger } from '../log.ts';
 import { openStationDatabase, type Db } from '../store/db.ts';
 import { countIdentities } from '../store/identities.ts';
-import type { WaitingReason } from '../store/jobs.ts';
 import type { Blueprint } from './blueprint.ts';
 import { resolveBlueprint } from './blueprint-store.ts';
 import { createDeviceAdapter, type ClosableKitDevice } from './device-adapter.ts';
 import { createPlanLookup } from './plans.ts';
 import type { KitDevice } from './device-port.ts';
-import {
-  createRunner,
-  systemClock,
-  type JobEvent,
-  type JobOutcome,
-  type RetryPolicy,
-  type RunnerClock,
-} from './runner.ts';
+import { createRunner, systemClock, type JobEvent, type RetryPolicy, type RunnerClock } from './runner.ts';
+import { BatchScheduler, type DeviceOutcome, type HubOf, type SchedulerEvent } from './scheduler.ts';
 import { fileProfileLoader, type PlanEntry, type ProfileLoader, type SupervisorAccess } from './steps.ts';
 
 const log = createLogger('kitting/prepare');
 
-/** How one device's preparation ended in this call. */
-export interface PrepareDeviceResult {
-  readonly udid: string;
-  /** The job, or null when none was started (the device was not attached). */
-  readonly jobId: string | null;
-  readonly status: 'done' | 'failed' | 'waiting' | 'cancelled';
-  /** The failure's code, or the cause of the wait. */
-  readonly errorCode?: ErrorCode;
-  readonly errorMessage?: string;
-  readonly waitingReason?: WaitingReason;
-  /** The step the job failed or waits at. */
-  readonly stepId?: string;
-}
+/** How one device's preparation ended in this call (the scheduler's {@link DeviceOutcome}). */
+export type PrepareDeviceResult = DeviceOutcome;
 
 /** Events of a prepare run: the runner's job events plus the devices seen leaving and returning. */
 export type PrepareEvent =
   | JobEvent
   | { readonly type: 'deviceLeft'; readonly udid: string; readonly at: string }
   | { readonly type: 'deviceReturned'; readonly udid: string; readonly at: string };
+
+/** True for the events `kitting prepare --json --events` has always printed (not the batch's own). */
+export function isPrepareEvent(e: SchedulerEvent): e is PrepareEvent {
+  return (
+    e.type !== 'batchProgressed' && e.type !== 'batchPaused' && e.type !== 'batchResumed' && e.type !== 'batchStopped'
+  );
+}
 
 /** What {@link prepareDevices} needs from the station. */
 export interface PrepareDeps {
@@ -85,20 +76,33 @@ export interface PrepareDeps {
 
 /** Input of {@link prepareDevices}. */
 export interface PrepareInput {
-  /** The devices to prepare, or `'all'` for every USB device attached now. */
+  /** `batch` (default): the devices given, then done. `watch`: every attached device until the signal aborts. */
+  readonly mode?: 'batch' | 'watch';
+  /** The devices to prepare, or `'all'` for every USB device attached now (ignored in watch mode). */
   readonly udids: readonly string[] | 'all';
   readonly blueprint: Blueprint;
   /** The technician confirmed erasing (`--yes`). */
   readonly confirmedErase: boolean;
   /** At most this many devices at once (≥ 1). */
   readonly maxParallel: number;
-  /** How long a device that left is awaited before its job is left waiting (default 5 minutes). */
+  /** At most this many devices at once on one hub (≥ 1); default no per-hub cap. */
+  readonly perHub?: number;
+  /** The hub of a device (default {@link busHub}). */
+  readonly hubOf?: HubOf;
+  /** How long a device that left, or a job waiting for Trust/unlock, is awaited (default 5 minutes; batch mode). */
   readonly returnTimeoutMs?: number;
+  /** How often jobs waiting for a person are tried again (default 2 s). */
+  readonly pollIntervalMs?: number;
   readonly signal?: AbortSignal;
 }
 
-/** How many times one device may leave and return within one call before it is left waiting. */
-const MAX_RETURNS = 50;
+/** Hooks of {@link prepareDevices} beyond the prepare events: the scheduler itself and all its events. */
+export interface BatchHooks {
+  /** Every scheduler event (job events, leave/return, `batchProgressed`, pause/resume/stop). */
+  readonly onSchedulerEvent?: (event: SchedulerEvent) => void;
+  /** Called once the scheduler is started, to pause, resume, stop or add devices. */
+  readonly onScheduler?: (scheduler: BatchScheduler) => void;
+}
 
 /**
  * A {@link PrepareDeps.supervisor} over the identity service: the certificate always, a signer when
@@ -127,50 +131,18 @@ export function identitySupervisor(
   };
 }
 
-/** The attached UDIDs a prepare call works on; `device/not-found` when none of the named ones is attached. */
-function targets(watcher: DeviceWatcher, udids: readonly string[] | 'all'): string[] {
-  if (udids === 'all') return watcher.devices().map((d) => d.udid);
-  const unique = [...new Set(udids)];
-  if (unique.length > 0 && unique.every((u) => watcher.get(u) === undefined)) {
-    throw new KitError(
-      'device/not-found',
-      unique.length === 1 ? `no attached device has UDID ${unique[0]}` : `none of ${unique.join(', ')} is attached`,
-      unique.length === 1 ? { udid: unique[0] } : {},
-    );
-  }
-  return unique;
-}
-
-function resultOf(outcome: JobOutcome): PrepareDeviceResult {
-  const step = outcome.job.steps.find((s) => s.status === 'failed' || s.status === 'waiting');
-  return {
-    udid: outcome.udid,
-    jobId: outcome.jobId,
-    status: outcome.status,
-    ...(outcome.error !== null && outcome.status !== 'done'
-      ? { errorCode: outcome.error.code, errorMessage: outcome.error.message }
-      : {}),
-    ...(outcome.waitingReason !== null ? { waitingReason: outcome.waitingReason } : {}),
-    ...(step !== undefined && outcome.status !== 'done' ? { stepId: step.stepId } : {}),
-  };
-}
-
 /**
- * Prepares the devices (see the module doc). `onEvent` gets every job event and the leave/return
- * events, synchronously; it must not throw. Results come in the order of the devices.
+ * Prepares the devices through a {@link BatchScheduler} (see the module doc). `onEvent` gets every
+ * job event and the leave/return events, synchronously; it must not throw. Results come in the
+ * order of the devices (watch mode: in the order they were first seen).
  */
 export async function prepareDevices(
   deps: PrepareDeps,
   input: PrepareInput,
   onEvent: (event: PrepareEvent) => void = () => undefined,
+  hooks: BatchHooks = {},
 ): Promise<PrepareDeviceResult[]> {
-  if (!Number.isInteger(input.maxParallel) || input.maxParallel < 1) {
-    throw new KitError('usage/invalid-argument', `--max-parallel must be a whole number ≥ 1, not ${input.maxParallel}`);
-  }
   const clock = deps.clock ?? systemClock;
-  const signal = input.signal ?? new AbortController().signal;
-  const returnTimeoutMs = input.returnTimeoutMs ?? 5 * 60_000;
-  const udids = targets(deps.watcher, input.udids);
   // An unknown or unopenable identity is the command's failure, not each device's.
   await deps.supervisor(input.blueprint);
   const runner = createRunner({
@@ -182,72 +154,33 @@ export async function prepareDevices(
     ...(deps.retry !== undefined ? { retry: deps.retry } : {}),
     ...(deps.eraseReturnTimeoutMs !== undefined ? { eraseReturnTimeoutMs: deps.eraseReturnTimeoutMs } : {}),
   });
-  const unsubscribe = runner.onEvent(onEvent);
-  const wanted = new Set(udids);
-  const iso = (): string => clock.now().toISOString();
-  const onDetached = (d: { udid: string }): void => {
-    if (wanted.has(d.udid)) onEvent({ type: 'deviceLeft', udid: d.udid, at: iso() });
-  };
-  deps.watcher.on('detached', onDetached);
-
-  const prepareOne = async (udid: string): Promise<PrepareDeviceResult> => {
-    if (deps.watcher.get(udid) === undefined) {
-      return {
-        udid,
-        jobId: null,
-        status: 'failed',
-        errorCode: 'device/not-found',
-        errorMessage: `no attached device has UDID ${udid}`,
-      };
+  const scheduler = new BatchScheduler({
+    mode: input.mode ?? 'batch',
+    udids: input.udids,
+    blueprint: input.blueprint,
+    confirmedErase: input.confirmedErase,
+    maxParallel: input.maxParallel,
+    perHub: input.perHub,
+    runner,
+    watcher: deps.watcher,
+    deviceFor: deps.deviceFor,
+    clock,
+    ...(input.hubOf !== undefined ? { hubOf: input.hubOf } : {}),
+    ...(input.returnTimeoutMs !== undefined ? { waitTimeoutMs: input.returnTimeoutMs } : {}),
+    ...(input.pollIntervalMs !== undefined ? { pollIntervalMs: input.pollIntervalMs } : {}),
+    ...(input.signal !== undefined ? { signal: input.signal } : {}),
+  });
+  scheduler.on((e) => {
+    if (isPrepareEvent(e)) onEvent(e);
+    hooks.onSchedulerEvent?.(e);
+  });
+  scheduler.start();
+  hooks.onScheduler?.(scheduler);
+  const results = await scheduler.done;
+  for (const r of results) {
+    if (r.status === 'waiting' && r.waitingReason === 'device-gone') {
+      log.info('the device did not come back; its job stays waiting', { udid: r.udid });
     }
-    const device = deps.deviceFor(udid);
-    let outcome = await runner.runJob({
-      device,
-      blueprint: input.blueprint,
-      confirmedErase: input.confirmedErase,
-      signal,
-    });
-    for (let returns = 0; returns < MAX_RETURNS; returns++) {
-      if (outcome.status !== 'waiting' || outcome.waitingReason !== 'device-gone' || signal.aborted) break;
-      // The failing call may have seen the device gone before the watcher did: give the Detached
-      // notification a moment, then wait for the UDID to be attached (again).
-      try {
-        await clock.sleep(200, signal);
-        await deps.watcher.waitFor(udid, { timeoutMs: returnTimeoutMs, signal });
-      } catch (err) {
-        if (!hasCode(err, 'device/timeout') && !signal.aborted) throw err;
-        log.info('the device did not come back; its job stays waiting', { udid });
-        break;
-      }
-      onEvent({ type: 'deviceReturned', udid, at: iso() });
-      const next = await runner.resume(udid, device, { confirmedErase: input.confirmedErase, signal });
-      if (next === undefined) break;
-      outcome = next;
-    }
-    return resultOf(outcome);
-  };
-
-  const results = new Array<PrepareDeviceResult>(udids.length);
-  let nextIndex = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const i = nextIndex++;
-      if (i >= udids.length) return;
-      const udid = udids[i] as string;
-      try {
-        results[i] = await prepareOne(udid);
-      } catch (err) {
-        const e = toKitError(err);
-        log.warn('preparing a device failed before its job ran', { udid, code: e.code });
-        results[i] = { udid, jobId: null, status: 'failed', errorCode: e.code, errorMessage: e.message };
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.min(input.maxParallel, udids.length) }, () => worker()));
-  } finally {
-    deps.watcher.off('detached', onDetached);
-    unsubscribe();
   }
   return results;
 }
@@ -262,6 +195,8 @@ export interface PrepareEnvironment {
   readonly timeoutMs?: number;
   /** Retry policy of the runner (tests shorten the backoff). */
   readonly retry?: Partial<RetryPolicy>;
+  /** The hub of a device (default {@link busHub}: the USB bus of its location id). */
+  readonly hubOf?: HubOf;
 }
 
 /** A prepare request as the station takes it (cli.md `kitting prepare`). */
@@ -271,6 +206,12 @@ export interface PrepareRequest {
   readonly blueprint: string;
   readonly confirmedErase: boolean;
   readonly maxParallel: number;
+  /** At most this many devices at once on one hub. */
+  readonly perHub?: number;
+  /** `batch` (default, `kitting prepare`) or `watch` (`kitting watch`: every attached device until the signal aborts). */
+  readonly mode?: 'batch' | 'watch';
+  /** How often jobs waiting for a person are tried again (default 2 s). */
+  readonly pollIntervalMs?: number;
   readonly signal?: AbortSignal;
   /** The vault passphrase file (else `KITTING_PASSPHRASE`); without a passphrase the identity stays locked. */
   readonly passphraseFile?: string | undefined;
@@ -297,6 +238,7 @@ export async function prepareStation(
   env: PrepareEnvironment,
   request: PrepareRequest,
   onEvent: (event: PrepareEvent) => void = () => undefined,
+  hooks: BatchHooks = {},
 ): Promise<PrepareDeviceResult[]> {
   let passphrase: string | null;
   try {
@@ -347,14 +289,19 @@ export async function prepareStation(
         ...(request.eraseReturnTimeoutMs !== undefined ? { eraseReturnTimeoutMs: request.eraseReturnTimeoutMs } : {}),
       },
       {
+        mode: request.mode ?? 'batch',
         udids: request.udids,
         blueprint,
         confirmedErase: request.confirmedErase,
         maxParallel: request.maxParallel,
+        ...(request.perHub !== undefined ? { perHub: request.perHub } : {}),
+        ...(env.hubOf !== undefined ? { hubOf: env.hubOf } : {}),
         ...(request.returnTimeoutMs !== undefined ? { returnTimeoutMs: request.returnTimeoutMs } : {}),
+        ...(request.pollIntervalMs !== undefined ? { pollIntervalMs: request.pollIntervalMs } : {}),
         ...(request.signal !== undefined ? { signal: request.signal } : {}),
       },
       onEvent,
+      hooks,
     );
   } finally {
     for (const port of ports.values()) port.close();
