@@ -39,6 +39,30 @@ import {
   type UsbStatus,
 } from './device/usb.ts';
 import { prepareStation, type PrepareDeviceResult, type PrepareEvent, type PrepareRequest } from './kitting/prepare.ts';
+import { busHub, type BatchCounts, type BatchScheduler, type HubOf, type SchedulerEvent } from './kitting/scheduler.ts';
+import type { JobEvent } from './kitting/runner.ts';
+import {
+  deleteStoredBlueprint,
+  exportStoredBlueprint,
+  listStoredBlueprints,
+  storeBlueprint,
+  type StoredBlueprintSummary,
+} from './kitting/blueprint-store.ts';
+import { importPlanCsv, listStoredPlans, type PlanImportResult, type PlanSummaryRecord } from './kitting/plans.ts';
+import { parseSince, reportDocument, type ReportDocument } from './kitting/report.ts';
+import type { IdentitySummary } from './identity/identity.ts';
+import { getJob, listJobs, type JobRecord, type ListJobsOptions } from './store/jobs.ts';
+import { getSetting, setSetting } from './store/settings.ts';
+import type { Db } from './store/db.ts';
+import type {
+  DeviceState,
+  DeviceStateInfo,
+  NextAction,
+  SettingsInput,
+  StationEvent,
+  StationSettings,
+  WatchSetInput,
+} from './contract.ts';
 
 const log = createLogger('station');
 
@@ -57,6 +81,97 @@ export interface StationOptions {
   actor?: string;
   /** The USB layer (default: over the `usb` package, loaded on first use). Tests give one over a fake backend. */
   usb?: UsbLayer | undefined;
+  /** The hub of a device for per-hub caps (default: the USB bus of its usbmuxd location id). */
+  hubOf?: HubOf;
+  /** Runner retry policy (tests shorten the backoff). */
+  retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+}
+
+/** A batch or watch request (`batch.start`, `watch.set`, `kitting prepare`, `kitting watch`). */
+export interface BatchRequest {
+  /** A stored blueprint's name, else a blueprint file path. */
+  readonly blueprint: string;
+  /** Batch mode: the devices, or every one attached now. Not used in watch mode. */
+  readonly udids?: readonly string[] | 'all';
+  readonly maxParallel: number;
+  readonly perHub?: number;
+  readonly confirmedErase: boolean;
+  readonly activationUrl?: string;
+  /** Batch mode: how long a device that left, or one waiting for Trust/unlock, is awaited (default 5 min). */
+  readonly returnTimeoutMs?: number;
+  readonly eraseReturnTimeoutMs?: number;
+  /** How often jobs waiting for a person are tried again (default 2 s). */
+  readonly pollIntervalMs?: number;
+  /** The vault passphrase file (else the station's, else `KITTING_PASSPHRASE`). */
+  readonly passphraseFile?: string | undefined;
+  /** Aborting it stops the batch (jobs persisted). */
+  readonly signal?: AbortSignal;
+}
+
+/** What `batch.start` / `watch.set` answer. */
+export interface BatchStarted {
+  readonly batchId: string;
+  readonly mode: 'batch' | 'watch';
+}
+
+/** The running batch or watch session (`batch.status`), or null. */
+export interface BatchStatus {
+  readonly active: {
+    readonly batchId: string;
+    readonly mode: 'batch' | 'watch';
+    readonly blueprint: string;
+    readonly paused: boolean;
+    readonly counts: BatchCounts;
+  } | null;
+}
+
+interface ActiveBatch {
+  readonly batchId: string;
+  readonly mode: 'batch' | 'watch';
+  readonly blueprint: string;
+  readonly controller: AbortController;
+  scheduler: BatchScheduler | undefined;
+  /** Actions asked for before the scheduler existed (it starts after the blueprint and identity load). */
+  pending: ('pause' | 'resume')[];
+  readonly done: Promise<PrepareDeviceResult[]>;
+}
+
+const SETTINGS_KEY = 'station.settings';
+const DEFAULT_SETTINGS: StationSettings = { maxParallel: 4, perHub: null, usbmuxdAddress: null, language: 'ja' };
+
+/** The device state and next action a job event implies, or undefined when it changes nothing. */
+function stateOfJobEvent(e: JobEvent): { state: DeviceState; nextAction?: NextAction; code?: ErrorCode } | undefined {
+  switch (e.type) {
+    case 'jobCreated':
+    case 'jobResumed':
+    case 'stepStarted':
+    case 'stepFinished':
+      return { state: 'running' };
+    case 'stepProgressed':
+      return e.kind === 'trust-pending' ? { state: 'trust-pending', nextAction: 'tap-trust' } : { state: 'running' };
+    case 'jobWaiting':
+      switch (e.reason) {
+        case 'trust-pending':
+          return { state: 'trust-pending', nextAction: 'tap-trust', code: e.code };
+        case 'locked':
+          return { state: 'locked', nextAction: 'unlock', code: e.code };
+        case 'needs-internet':
+          return { state: 'waiting', nextAction: 'needs-internet', code: e.code };
+        case 'erase-confirmation':
+          return { state: 'waiting', nextAction: 'confirm-erase', code: e.code };
+        case 'device-gone':
+          return { state: 'waiting', nextAction: 'reconnect', code: e.code };
+      }
+      return { state: 'waiting', code: e.code };
+    case 'jobFinished':
+      return { state: 'done' };
+    case 'jobFailed':
+      return e.code === 'activation/locked'
+        ? { state: 'failed', nextAction: 'activation-lock', code: e.code }
+        : { state: 'failed', code: e.code };
+    default:
+      return undefined;
+  }
 }
 
 /** Apple devices on the USB bus, or why USB is off ({@link Station.usbDevices}). */
@@ -171,6 +286,13 @@ export class Station {
   readonly usb: UsbLayer;
   /** ECID and serial number per UDID, learned in normal mode, to find a device again in recovery mode. */
   private readonly knownIdentities = new Map<string, KnownDeviceIdentity>();
+  private readonly hubOf: HubOf;
+  private readonly retry: StationOptions['retry'];
+  private readonly listeners = new Set<(event: StationEvent) => void>();
+  private readonly states = new Map<string, DeviceStateInfo>();
+  private active: ActiveBatch | undefined;
+  private batchSeq = 0;
+  private closed = false;
 
   constructor(options: StationOptions) {
     this.usbmux = new UsbmuxClient(
@@ -183,23 +305,503 @@ export class Station {
     this.passphraseFile = options.passphraseFile;
     this.actor = options.actor ?? 'cli';
     this.usb = options.usb ?? new UsbLayer();
+    this.hubOf = options.hubOf ?? busHub;
+    this.retry = options.retry;
   }
 
-  /** The live device watcher, started on first use. @throws KitError `usbmux/unavailable`. */
+  /**
+   * The live device watcher, started on first use; from then on the station tracks every device's
+   * state and emits `deviceAttached` / `deviceDetached` / `deviceStateChanged`.
+   * @throws KitError `usbmux/unavailable`.
+   */
   async watcher(): Promise<DeviceWatcher> {
     if (this.watcherInstance === undefined) {
       const w = new DeviceWatcher(this.usbmux);
+      w.on('attached', (d) => this.onAttached(d));
+      w.on('detached', (d) => this.onDetached(d.udid));
       await w.start();
+      if (this.watcherInstance !== undefined) {
+        w.stop();
+        return this.watcherInstance;
+      }
       this.watcherInstance = w;
     }
     return this.watcherInstance;
   }
 
-  /** Stops the watcher (if started). */
-  close(): void {
+  /**
+   * Stops the running batch or watch session (its jobs are persisted `cancelled` at the step they
+   * were in; the same command resumes them), the watcher and the USB layer. The returned promise
+   * resolves once the batch's jobs have returned; callers that exit right away need not await it.
+   */
+  close(): Promise<void> {
+    this.closed = true;
+    const active = this.active;
+    active?.controller.abort(new KitError('kitting/cancelled', 'the station closed'));
     this.watcherInstance?.stop();
     this.watcherInstance = undefined;
     void this.usb.close();
+    return active === undefined
+      ? Promise.resolve()
+      : active.done.then(
+          () => undefined,
+          () => undefined,
+        );
+  }
+
+  // ---- events and device states -------------------------------------------------------------------
+
+  /** Subscribes to every {@link StationEvent}; returns the unsubscribe function. Listeners must not throw. */
+  on(listener: (event: StationEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * The events as an async iterator (for the HTTP/WebSocket binding): buffered from the call on,
+   * ends when `signal` aborts or the iterator is returned.
+   */
+  events(signal?: AbortSignal): AsyncIterableIterator<StationEvent> {
+    const queue: StationEvent[] = [];
+    let wake: (() => void) | undefined;
+    let ended = false;
+    const end = (): void => {
+      ended = true;
+      unsubscribe();
+      wake?.();
+    };
+    const unsubscribe = this.on((e) => {
+      queue.push(e);
+      wake?.();
+    });
+    signal?.addEventListener('abort', end, { once: true });
+    if (signal?.aborted === true) end();
+    const iterator: AsyncIterableIterator<StationEvent> = {
+      async next(): Promise<IteratorResult<StationEvent>> {
+        for (;;) {
+          const e = queue.shift();
+          if (e !== undefined) return { value: e, done: false };
+          if (ended) return { value: undefined, done: true };
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = undefined;
+        }
+      },
+      return(): Promise<IteratorResult<StationEvent>> {
+        end();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /** Every device the station has seen since its watcher started, with its state and next action. */
+  deviceStates(): DeviceStateInfo[] {
+    return [...this.states.values()];
+  }
+
+  private emit(event: StationEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch (err) {
+        log.error('an event listener threw', { error: err, event: event.type });
+      }
+    }
+  }
+
+  private setState(udid: string, change: Omit<DeviceStateInfo, 'udid' | 'updatedAt'>): void {
+    const before = this.states.get(udid);
+    const next: DeviceStateInfo = {
+      udid,
+      state: change.state,
+      ...(change.nextAction !== undefined ? { nextAction: change.nextAction } : {}),
+      ...((change.jobId ?? before?.jobId) !== undefined ? { jobId: change.jobId ?? before?.jobId } : {}),
+      ...(change.code !== undefined ? { code: change.code } : {}),
+      hub: change.hub !== undefined ? change.hub : (before?.hub ?? null),
+      updatedAt: new Date().toISOString(),
+    };
+    this.states.set(udid, next);
+    if (before?.state === next.state && before.nextAction === next.nextAction && before.jobId === next.jobId) return;
+    this.emit({ type: 'deviceStateChanged', at: next.updatedAt, ...next });
+  }
+
+  private onAttached(d: UsbmuxDevice): void {
+    const hub = this.hubOf(d);
+    this.emit({
+      type: 'deviceAttached',
+      udid: d.udid,
+      deviceId: d.deviceId,
+      locationId: d.locationId ?? null,
+      hub,
+      at: new Date().toISOString(),
+    });
+    const running = this.states.get(d.udid)?.state === 'running';
+    this.setState(d.udid, { state: running ? 'running' : 'attached', hub });
+  }
+
+  private onDetached(udid: string): void {
+    this.emit({ type: 'deviceDetached', udid, at: new Date().toISOString() });
+    const before = this.states.get(udid);
+    this.setState(udid, {
+      state: 'detached',
+      ...(before?.state === 'waiting' || before?.state === 'running' ? { nextAction: 'reconnect' as const } : {}),
+    });
+  }
+
+  private onSchedulerEvent(batch: ActiveBatch, e: SchedulerEvent): void {
+    const ref = { batchId: batch.batchId, mode: batch.mode };
+    switch (e.type) {
+      case 'deviceLeft':
+      case 'deviceReturned':
+        return; // the watcher's deviceDetached / deviceAttached say it
+      case 'batchProgressed':
+      case 'batchPaused':
+      case 'batchResumed':
+      case 'batchStopped':
+        this.emit({ ...e, ...ref });
+        return;
+      default: {
+        const change = stateOfJobEvent(e);
+        this.emit(e);
+        if (change !== undefined && !(change.state === 'running' && this.watcherInstance?.get(e.udid) === undefined)) {
+          this.setState(e.udid, { ...change, jobId: e.jobId });
+        } else if (e.type === 'jobCancelled') {
+          this.setState(e.udid, { state: this.watcherInstance?.get(e.udid) !== undefined ? 'attached' : 'detached' });
+        }
+      }
+    }
+  }
+
+  // ---- batches --------------------------------------------------------------------------------------
+
+  /**
+   * Runs a batch or watch session in the background and returns at once with its id; its events
+   * come through {@link on}. One at a time.
+   * @throws KitError `batch/already-running`; the session's own errors (blueprint, identity, vault)
+   * end it with `batchFinished` and are logged.
+   */
+  startBatch(request: BatchRequest, mode: 'batch' | 'watch' = 'batch'): BatchStarted {
+    const active = this.launch(request, mode);
+    active.done.catch((err: unknown) =>
+      log.warn('a batch ended with an error', { error: err, batchId: active.batchId }),
+    );
+    return { batchId: active.batchId, mode };
+  }
+
+  /** Pauses the running batch: no new job starts; running jobs finish. @throws KitError `batch/not-running`. */
+  pauseBatch(): BatchStatus {
+    const a = this.requireActive();
+    if (a.scheduler !== undefined) a.scheduler.pause();
+    else a.pending.push('pause');
+    return this.batchStatus();
+  }
+
+  /** Resumes a paused batch. @throws KitError `batch/not-running`. */
+  resumeBatch(): BatchStatus {
+    const a = this.requireActive();
+    if (a.scheduler !== undefined) a.scheduler.resume();
+    else a.pending.push('resume');
+    return this.batchStatus();
+  }
+
+  /**
+   * Stops the running batch or watch session: running jobs are cancelled (persisted; the same
+   * blueprint resumes them) and the queue is dropped. Resolves with each device's outcome.
+   * @throws KitError `batch/not-running`.
+   */
+  async stopBatch(): Promise<PrepareDeviceResult[]> {
+    const a = this.requireActive();
+    a.controller.abort(new KitError('kitting/cancelled', 'the batch was stopped'));
+    return a.done;
+  }
+
+  /** The running batch or watch session with its counts, or `{ active: null }`. */
+  batchStatus(): BatchStatus {
+    const a = this.active;
+    if (a === undefined) return { active: null };
+    const counts: BatchCounts = a.scheduler?.counts() ?? {
+      waiting: 0,
+      queued: 0,
+      running: 0,
+      done: 0,
+      failed: 0,
+      throughputPerHour: 0,
+      etaSeconds: null,
+    };
+    return {
+      active: {
+        batchId: a.batchId,
+        mode: a.mode,
+        blueprint: a.blueprint,
+        paused: a.scheduler?.paused ?? a.pending[a.pending.length - 1] === 'pause',
+        counts,
+      },
+    };
+  }
+
+  /**
+   * `watch.set`: `enabled: true` starts auto-apply of the blueprint to every attached device (and
+   * those attached later); `enabled: false` stops it (jobs persisted).
+   * @throws KitError `batch/already-running` (a batch or another watch runs), `batch/not-running`.
+   */
+  async setWatch(input: WatchSetInput): Promise<BatchStatus> {
+    if (!input.enabled) {
+      const a = this.requireActive();
+      if (a.mode !== 'watch') throw new KitError('batch/not-running', 'watch mode is not on (a batch runs)');
+      await this.stopBatch();
+      return this.batchStatus();
+    }
+    this.startBatch(
+      {
+        blueprint: input.blueprint,
+        maxParallel: input.maxParallel,
+        confirmedErase: input.confirmedErase,
+        ...(input.perHub !== undefined ? { perHub: input.perHub } : {}),
+      },
+      'watch',
+    );
+    return this.batchStatus();
+  }
+
+  /**
+   * `kitting watch`: applies the blueprint to every device attached now and later, until the
+   * request's signal aborts (or {@link stopBatch}); resolves with each device's outcome then.
+   * `onEvent` gets every station event meanwhile. Errors as {@link prepare}.
+   */
+  async watch(request: BatchRequest, onEvent?: (event: StationEvent) => void): Promise<PrepareDeviceResult[]> {
+    const off = onEvent !== undefined ? this.on(onEvent) : undefined;
+    try {
+      return await this.launch(request, 'watch').done;
+    } finally {
+      off?.();
+    }
+  }
+
+  private requireActive(): ActiveBatch {
+    if (this.active === undefined) throw new KitError('batch/not-running', 'no batch or watch session is running');
+    return this.active;
+  }
+
+  private launch(
+    request: BatchRequest,
+    mode: 'batch' | 'watch',
+    onPrepareEvent?: (e: PrepareEvent) => void,
+  ): ActiveBatch {
+    if (this.closed) throw new KitError('batch/not-running', 'the station is closed');
+    if (this.active !== undefined) {
+      throw new KitError('batch/already-running', `batch ${this.active.batchId} (${this.active.mode}) is running`);
+    }
+    const controller = new AbortController();
+    const signal =
+      request.signal !== undefined ? AbortSignal.any([request.signal, controller.signal]) : controller.signal;
+    const batchId = `${mode}-${Date.now().toString(36)}-${++this.batchSeq}`;
+    const passphraseFile = request.passphraseFile ?? this.passphraseFile;
+    const activationUrl = request.activationUrl;
+    const active: ActiveBatch = {
+      batchId,
+      mode,
+      blueprint: request.blueprint,
+      controller,
+      scheduler: undefined,
+      pending: [],
+      done: Promise.resolve([]),
+    };
+    const ref = { batchId, mode };
+    const run = async (): Promise<PrepareDeviceResult[]> => {
+      const watcher = await this.watcher();
+      this.emit({
+        type: 'batchStarted',
+        ...ref,
+        blueprint: request.blueprint,
+        maxParallel: request.maxParallel,
+        perHub: request.perHub ?? null,
+        at: new Date().toISOString(),
+      });
+      return prepareStation(
+        {
+          usbmux: this.usbmux,
+          watcher,
+          dataDir: this.dataDir,
+          hubOf: this.hubOf,
+          ...(this.pairTimeoutMs !== undefined ? { pairTimeoutMs: this.pairTimeoutMs } : {}),
+          ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}),
+          ...(this.retry !== undefined ? { retry: this.retry } : {}),
+        },
+        {
+          mode,
+          udids: request.udids ?? 'all',
+          blueprint: request.blueprint,
+          confirmedErase: request.confirmedErase,
+          maxParallel: request.maxParallel,
+          signal,
+          ...(request.perHub !== undefined ? { perHub: request.perHub } : {}),
+          ...(passphraseFile !== undefined ? { passphraseFile } : {}),
+          ...(activationUrl !== undefined ? { activationUrl } : {}),
+          ...(request.returnTimeoutMs !== undefined ? { returnTimeoutMs: request.returnTimeoutMs } : {}),
+          ...(request.eraseReturnTimeoutMs !== undefined ? { eraseReturnTimeoutMs: request.eraseReturnTimeoutMs } : {}),
+          ...(request.pollIntervalMs !== undefined ? { pollIntervalMs: request.pollIntervalMs } : {}),
+        },
+        onPrepareEvent,
+        {
+          onSchedulerEvent: (e) => this.onSchedulerEvent(active, e),
+          onScheduler: (scheduler) => {
+            active.scheduler = scheduler;
+            for (const action of active.pending) {
+              if (action === 'pause') scheduler.pause();
+              else scheduler.resume();
+            }
+            active.pending = [];
+          },
+        },
+      );
+    };
+    const done = run().finally(() => {
+      if (this.active === active) this.active = undefined;
+      this.emit({ type: 'batchFinished', ...ref, at: new Date().toISOString() });
+    });
+    (active as { done: Promise<PrepareDeviceResult[]> }).done = done;
+    this.active = active;
+    return active;
+  }
+
+  // ---- jobs, identities, blueprints, plans, reports, settings -------------------------------------
+
+  private withDb<T>(fn: (db: Db) => T): T {
+    const db = openStationDatabase(this.dataDir);
+    try {
+      return fn(db);
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Jobs with their steps, oldest first. Errors: `store/*`. */
+  jobs(options: ListJobsOptions = {}): JobRecord[] {
+    return this.withDb((db) => listJobs(db, options));
+  }
+
+  /**
+   * Runs a job's blueprint on its device again: queued in the running batch or watch session (same
+   * blueprint), else as a new one-device batch (default caps from the settings).
+   * @throws KitError `job/not-found`, `device/not-found` (the device is not attached), `batch/already-running`
+   * (a batch of another blueprint runs).
+   */
+  async retryJob(jobId: string): Promise<BatchStarted> {
+    const job = this.withDb((db) => getJob(db, jobId));
+    if (job === undefined) throw new KitError('job/not-found', `no job has id ${jobId}`);
+    const watcher = await this.watcher();
+    if (watcher.get(job.udid) === undefined) {
+      throw new KitError('device/not-found', `no attached device has UDID ${job.udid}`, { udid: job.udid });
+    }
+    const a = this.active;
+    if (a !== undefined) {
+      if (a.blueprint !== job.blueprintName || a.scheduler === undefined) {
+        throw new KitError('batch/already-running', `batch ${a.batchId} runs blueprint ${a.blueprint}`);
+      }
+      a.scheduler.add(job.udid);
+      return { batchId: a.batchId, mode: a.mode };
+    }
+    const settings = this.settings();
+    return this.startBatch({
+      blueprint: job.blueprintName,
+      udids: [job.udid],
+      maxParallel: settings.maxParallel,
+      confirmedErase: false,
+      ...(settings.perHub !== null ? { perHub: settings.perHub } : {}),
+    });
+  }
+
+  /** Organization identities (no secrets). Errors: `store/*`. */
+  identities(): IdentitySummary[] {
+    return this.withDb((db) =>
+      new IdentityService({
+        db,
+        actor: this.actor,
+        vault: () =>
+          PassphraseVault.open({
+            dataDir: this.dataDir,
+            passphrase: resolvePassphrase(this.passphraseFile),
+            create: false,
+          }),
+      }).list(),
+    );
+  }
+
+  /** Stored blueprints. */
+  blueprints(): StoredBlueprintSummary[] {
+    return this.withDb((db) => listStoredBlueprints(db));
+  }
+
+  /** A stored blueprint as JSON text, secrets left out. @throws KitError `blueprint/not-found`. */
+  exportBlueprint(name: string): string {
+    return this.withDb((db) => exportStoredBlueprint(db, name));
+  }
+
+  /** Stores a blueprint. @throws KitError `blueprint/invalid` (field issues), `blueprint/duplicate-name`, `identity/not-found`. */
+  importBlueprint(json: unknown, options: { replace?: boolean } = {}): { name: string; replaced: boolean } {
+    return this.withDb((db) => {
+      const stored = storeBlueprint(db, json, { replace: options.replace === true, source: 'station API' });
+      return { name: stored.blueprint.name, replaced: stored.replaced };
+    });
+  }
+
+  /** Deletes a stored blueprint. @throws KitError `blueprint/not-found`. */
+  deleteBlueprint(name: string): { name: string; deleted: true } {
+    this.withDb((db) => deleteStoredBlueprint(db, name));
+    return { name, deleted: true };
+  }
+
+  /** Stored serial plans. */
+  plans(): PlanSummaryRecord[] {
+    return this.withDb((db) => listStoredPlans(db));
+  }
+
+  /** Imports a CSV plan (base64 bytes), all or nothing. Errors: the `csv/*` codes, `usage/invalid-argument`. */
+  importPlan(
+    csvBase64: string,
+    options: { name?: string; encoding?: 'auto' | 'utf-8' | 'shift_jis' } = {},
+  ): PlanImportResult {
+    const raw = Buffer.from(csvBase64, 'base64');
+    return this.withDb((db) =>
+      importPlanCsv(db, raw, {
+        ...(options.name !== undefined ? { name: options.name } : {}),
+        ...(options.encoding !== undefined ? { encoding: options.encoding } : {}),
+      }),
+    );
+  }
+
+  /** The kitting report (rows per finished job, hourly throughput). @throws KitError `usage/invalid-argument` (bad `since`). */
+  report(options: { since?: string } = {}): ReportDocument {
+    const since = options.since !== undefined ? parseSince(options.since) : undefined;
+    return this.withDb((db) => reportDocument(db, since !== undefined ? { since } : {}));
+  }
+
+  /** Station-wide settings (defaults for what was never set). */
+  settings(): StationSettings {
+    return this.withDb((db) => {
+      const text = getSetting(db, SETTINGS_KEY);
+      if (text === undefined) return DEFAULT_SETTINGS;
+      try {
+        return { ...DEFAULT_SETTINGS, ...(JSON.parse(text) as Partial<StationSettings>) };
+      } catch {
+        return DEFAULT_SETTINGS;
+      }
+    });
+  }
+
+  /** Changes the given settings; answers all of them. Takes effect for the next batch (and the next station for the usbmuxd address). */
+  updateSettings(input: SettingsInput): StationSettings {
+    const next: StationSettings = {
+      ...this.settings(),
+      ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+    };
+    this.withDb((db) => setSetting(db, SETTINGS_KEY, JSON.stringify(next)));
+    return next;
   }
 
   /**
@@ -207,21 +809,21 @@ export class Station {
    * most `maxParallel` devices at once, devices that leave (erase, reboot, unplug) followed through
    * the watcher and their jobs resumed; the vault passphrase is the request's file, else the
    * station's, else `KITTING_PASSPHRASE`. One result per device; see `src/kitting/prepare.ts` for the
-   * lifecycle and the errors.
+   * lifecycle and the errors. It is the station's batch (`batch.pause` … apply to it); `onEvent`
+   * gets the prepare events, `onStationEvent` every station event.
+   * @throws KitError `batch/already-running` besides those of `prepareStation`.
    */
-  async prepare(request: PrepareRequest, onEvent?: (event: PrepareEvent) => void): Promise<PrepareDeviceResult[]> {
-    const passphraseFile = request.passphraseFile ?? this.passphraseFile;
-    return prepareStation(
-      {
-        usbmux: this.usbmux,
-        watcher: await this.watcher(),
-        dataDir: this.dataDir,
-        ...(this.pairTimeoutMs !== undefined ? { pairTimeoutMs: this.pairTimeoutMs } : {}),
-        ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}),
-      },
-      { ...request, ...(passphraseFile !== undefined ? { passphraseFile } : {}) },
-      onEvent,
-    );
+  async prepare(
+    request: PrepareRequest,
+    onEvent?: (event: PrepareEvent) => void,
+    onStationEvent?: (event: StationEvent) => void,
+  ): Promise<PrepareDeviceResult[]> {
+    const off = onStationEvent !== undefined ? this.on(onStationEvent) : undefined;
+    try {
+      return await this.launch(request, 'batch', onEvent).done;
+    } finally {
+      off?.();
+    }
   }
 
   private async open(

@@ -9,6 +9,7 @@ import { registerJobs } from './jobs.ts';
 import { registerPlan } from './plan.ts';
 import { registerReport } from './report.ts';
 import { registerPrepare } from './prepare.ts';
+import { registerWatch } from './watch.ts';
 import { registerIdentity } from './identity.ts';
 import { registerUsb } from './usb.ts';
 import { registerMdmDev } from './mdm-dev.ts';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerDevice,
   registerDeviceServices,
   registerPrepare,
+  registerWatch,
   registerJobs,
   registerPlan,
   registerReport,

@@ -1,9 +1,10 @@
 /**
- * `kitting prepare UDID…|--all --blueprint NAME|FILE [--yes] [--max-parallel N] [--json] [--events]`
+ * `kitting prepare UDID…|--all --blueprint NAME|FILE [--yes] [--max-parallel N] [--per-hub N] [--json] [--events]`
  * (cli.md "Kitting"): runs the pipeline on the devices through {@link Station.prepare}.
  *
  * Output:
- * - human: one progress line per event, `UDID  step  status` (stdout), then one line per device;
+ * - human: one progress line per event, `UDID  step  status` (stdout), a `batch  progress  …` line
+ *   when the batch's counts change, then one line per device;
  *   what the technician must do (tap Trust, unlock, re-run with `--yes`) also goes to stderr;
  * - `--json --events`: one JSON event per line (the runner's events, plus `deviceLeft` /
  *   `deviceReturned`), then `{"type":"summary","results":[…]}`;
@@ -19,6 +20,7 @@ import type { Command } from 'commander';
 import { KitError } from '../../errors.ts';
 import type { Lang } from '../../i18n/messages.ts';
 import type { PrepareDeviceResult, PrepareEvent } from '../../kitting/prepare.ts';
+import type { BatchCounts } from '../../kitting/scheduler.ts';
 import { Station } from '../../station.ts';
 import { ctxOf, type CliContext } from '../context.ts';
 
@@ -27,6 +29,7 @@ interface PrepareCliOptions {
   blueprint?: string;
   yes?: boolean;
   maxParallel: string;
+  perHub?: string;
   events?: boolean;
   activationUrl?: string;
   returnTimeout?: string;
@@ -83,7 +86,8 @@ export function eventLine(e: PrepareEvent): string | null {
   }
 }
 
-const ADVICE: Readonly<Record<string, Readonly<Record<Lang, string>>>> = {
+/** What the technician must do, per waiting reason (and `cancelled`), in ja and en. */
+export const ADVICE: Readonly<Record<string, Readonly<Record<Lang, string>>>> = {
   'erase-confirmation': {
     ja: 'この端末は消去が必要です。確認のうえ --yes を付けて同じコマンドを再実行してください。',
     en: 'this device must be erased: re-run the same command with --yes to confirm.',
@@ -110,12 +114,14 @@ const ADVICE: Readonly<Record<string, Readonly<Record<Lang, string>>>> = {
   },
 };
 
-function resultLine(r: PrepareDeviceResult): string {
+/** The final line of a device (`UDID  result  status [why] job ID`). */
+export function resultLine(r: PrepareDeviceResult): string {
   const why = r.waitingReason ?? r.errorCode;
   return `${r.udid}  result  ${r.status}${why !== undefined ? ` [${why}]` : ''}${r.jobId !== null ? ` job ${r.jobId}` : ''}`;
 }
 
-function advise(ctx: CliContext, r: PrepareDeviceResult): void {
+/** Tells the technician on stderr what a device that did not finish needs. */
+export function advise(ctx: CliContext, r: PrepareDeviceResult): void {
   const key = r.status === 'cancelled' ? 'cancelled' : r.waitingReason;
   const words = key !== undefined ? ADVICE[key] : undefined;
   if (words !== undefined) process.stderr.write(`kitting: ${r.udid}: ${words[ctx.lang]}\n`);
@@ -124,7 +130,14 @@ function advise(ctx: CliContext, r: PrepareDeviceResult): void {
   }
 }
 
-function positiveInt(text: string, flag: string): number {
+/** The progress line of a batch's counts (`batch  progress  …`). */
+export function progressLine(e: BatchCounts): string {
+  const eta = e.etaSeconds === null ? '' : `  eta ${e.etaSeconds} s`;
+  return `batch  progress  running ${e.running}  waiting ${e.waiting}  done ${e.done}  failed ${e.failed}  ${Math.round(e.throughputPerHour)}/h${eta}`;
+}
+
+/** Parses a `--flag N` whole number ≥ 1. @throws KitError `usage/invalid-argument`. */
+export function positiveInt(text: string, flag: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new KitError('usage/invalid-argument', `${flag} takes a whole number ≥ 1`);
   return n;
@@ -139,6 +152,7 @@ async function runPrepare(cmd: Command, udids: string[], opts: PrepareCliOptions
     throw new KitError('usage/invalid-argument', '--blueprint NAME|FILE is required');
   }
   const maxParallel = positiveInt(opts.maxParallel, '--max-parallel');
+  const perHub = opts.perHub !== undefined ? positiveInt(opts.perHub, '--per-hub') : undefined;
   const returnTimeoutMs =
     opts.returnTimeout !== undefined ? positiveInt(opts.returnTimeout, '--return-timeout') * 1000 : undefined;
   const events = ctx.json && opts.events === true;
@@ -159,6 +173,7 @@ async function runPrepare(cmd: Command, udids: string[], opts: PrepareCliOptions
         blueprint: opts.blueprint,
         confirmedErase: opts.yes === true,
         maxParallel,
+        ...(perHub !== undefined ? { perHub } : {}),
         signal: controller.signal,
         ...(opts.activationUrl !== undefined ? { activationUrl: opts.activationUrl } : {}),
         ...(returnTimeoutMs !== undefined ? { returnTimeoutMs } : {}),
@@ -173,11 +188,17 @@ async function runPrepare(cmd: Command, udids: string[], opts: PrepareCliOptions
           process.stderr.write(`kitting: ${e.udid}: ${ADVICE['trust-pending']?.[ctx.lang] ?? ''}\n`);
         }
       },
+      (e) => {
+        // The batch's counts, in the human output only (the JSON event stream keeps its shape).
+        if (!ctx.json && e.type === 'batchProgressed' && (e.running > 0 || e.done + e.failed > 0)) {
+          ctx.print(progressLine(e));
+        }
+      },
     );
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    station.close();
+    void station.close();
   }
   if (events) process.stdout.write(`${JSON.stringify({ type: 'summary', results: results.map(summaryJson) })}\n`);
   else if (ctx.json) ctx.printJson(results.map(summaryJson));
@@ -195,10 +216,11 @@ export function registerPrepare(program: Command): void {
     .option('--blueprint <name|file>', 'the blueprint: a stored name, else a file path')
     .option('--yes', 'confirm erasing devices that need it')
     .option('--max-parallel <n>', 'devices prepared at once', '4')
+    .option('--per-hub <n>', 'devices prepared at once on one USB hub (default: no per-hub cap)')
     .option('--events', 'with --json: one JSON event per line, then a summary line')
     .option('--activation-url <url>', "Apple's activation server (default KITTING_ACTIVATION_URL or Apple's)")
     .option('--return-timeout <seconds>', 'how long to wait for a device that left (default 300)')
-    .usage('UDID…|--all --blueprint NAME|FILE [--yes] [--max-parallel N] [--json] [--events]')
+    .usage('UDID…|--all --blueprint NAME|FILE [--yes] [--max-parallel N] [--per-hub N] [--json] [--events]')
     .description('run the blueprint on the devices; interrupted jobs resume with the same command')
     .action(async (udids: string[], opts: PrepareCliOptions, cmd: Command) => runPrepare(cmd, udids, opts));
 }

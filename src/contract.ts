@@ -1,0 +1,379 @@
+/**
+ * The station API as data (architecture.md "contract.ts", issue #5): every command the CLI, the
+ * Electron shell and the headless server call, each once, as `name → zod input schema + handler`,
+ * and the payload types of the station's events.
+ *
+ * - {@link COMMANDS} is the list; {@link CommandName}, {@link CommandInput} and
+ *   {@link CommandResult} are derived from it, so a binding (IPC channel `kit:<name>`, HTTP route,
+ *   WebSocket message) cannot drift from the station.
+ * - {@link dispatch} validates the input with zod and calls the station; invalid input is a
+ *   `usage/invalid-argument` KitError whose message and `details.path` locate the first bad field.
+ *   {@link dispatchEnvelope} answers `{ ok: true, result }` / `{ ok: false, error }` for bindings
+ *   where thrown errors lose their fields (`ipcMain.handle`).
+ * - {@link StationEvent} is the event union (past tense) of `station.on` / `station.events()`.
+ *
+ * The renderer imports only TYPES from this module (`import type`); its runtime imports are zod and
+ * `errors.ts`, and the station is imported as a type, so nothing Node-only is pulled in at run time.
+ */
+import { z } from 'zod';
+import { KitError, toKitError, type ErrorCode, type SerializedKitError } from './errors.ts';
+import type { JobEvent } from './kitting/runner.ts';
+import type { BatchCounts, HubId } from './kitting/scheduler.ts';
+import type { Station } from './station.ts';
+
+// ---- states and events --------------------------------------------------------------------------
+
+/** Machine-readable device states (domain.md "Machine-readable states"). */
+export const DEVICE_STATES = [
+  'attached',
+  'trust-pending',
+  'locked',
+  'ready',
+  'running',
+  'waiting',
+  'done',
+  'failed',
+  'detached',
+  'recovery',
+] as const;
+export type DeviceState = (typeof DEVICE_STATES)[number];
+
+/**
+ * What a person must do at a port, as a code the UI translates (`src/i18n/messages.ts`
+ * {@link NextAction} words): tap Trust, unlock, connect to the internet, Activation Lock (the
+ * owner's Apple ID or proof of purchase), confirm the erase, plug the device back in.
+ */
+export const NEXT_ACTIONS = [
+  'tap-trust',
+  'unlock',
+  'needs-internet',
+  'activation-lock',
+  'confirm-erase',
+  'reconnect',
+] as const;
+export type NextAction = (typeof NEXT_ACTIONS)[number];
+
+/** One device as the station tracks it (`devices.states`, `deviceStateChanged`). */
+export interface DeviceStateInfo {
+  readonly udid: string;
+  readonly state: DeviceState;
+  /** What a person must do, when something is needed. */
+  readonly nextAction?: NextAction;
+  /** The job the device runs or last ran in this station. */
+  readonly jobId?: string;
+  /** The error code behind a `failed` or `waiting` state. */
+  readonly code?: ErrorCode;
+  /** Its hub (usbmuxd location's bus, or the USB port map's hub), when known. */
+  readonly hub?: HubId | null;
+  readonly updatedAt: string;
+}
+
+/** Which batch an event belongs to. */
+export interface BatchRef {
+  readonly batchId: string;
+  readonly mode: 'batch' | 'watch';
+}
+
+/** Every event of the station (past tense). Runner events keep their fields (see `runner.ts`). */
+export type StationEvent =
+  | {
+      readonly type: 'deviceAttached';
+      readonly udid: string;
+      readonly deviceId: number;
+      readonly locationId: number | null;
+      readonly hub: HubId | null;
+      readonly at: string;
+    }
+  | { readonly type: 'deviceDetached'; readonly udid: string; readonly at: string }
+  | ({ readonly type: 'deviceStateChanged'; readonly at: string } & DeviceStateInfo)
+  | JobEvent
+  | ({
+      readonly type: 'batchStarted';
+      readonly blueprint: string;
+      readonly maxParallel: number;
+      readonly perHub: number | null;
+      readonly at: string;
+    } & BatchRef)
+  | ({ readonly type: 'batchProgressed'; readonly at: string } & BatchRef & BatchCounts)
+  | ({ readonly type: 'batchPaused'; readonly at: string } & BatchRef)
+  | ({ readonly type: 'batchResumed'; readonly at: string } & BatchRef)
+  | ({ readonly type: 'batchStopped'; readonly at: string } & BatchRef)
+  | ({ readonly type: 'batchFinished'; readonly at: string } & BatchRef);
+
+/** The `type` of every {@link StationEvent}. */
+export type StationEventType = StationEvent['type'];
+
+// ---- input schemas ------------------------------------------------------------------------------
+
+const udid = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9-]+$/, 'a UDID is letters, digits and dashes');
+const name = z.string().trim().min(1).max(128);
+/** A stored blueprint's name, or (CLI) a blueprint file path. */
+const blueprintRef = z.string().trim().min(1).max(4096);
+const cap = z.number().int().min(1).max(256);
+const none = z.strictObject({});
+
+/** The typed confirmation of a destructive command: the person types ERASE. */
+export const ERASE_CONFIRMATION = 'ERASE';
+
+const batchStartInput = z.strictObject({
+  /** A stored blueprint's name (or a file path, for the CLI). */
+  blueprint: blueprintRef,
+  /** The devices, or `all` attached now. */
+  udids: z.union([z.literal('all'), z.array(udid).min(1).max(1000)]),
+  maxParallel: cap.default(4),
+  perHub: cap.optional(),
+  /** The technician confirmed erasing devices that need it. */
+  confirmedErase: z.boolean().default(false),
+});
+
+const watchSetInput = z.discriminatedUnion('enabled', [
+  z.strictObject({
+    enabled: z.literal(true),
+    blueprint: blueprintRef,
+    maxParallel: cap.default(4),
+    perHub: cap.optional(),
+    confirmedErase: z.boolean().default(false),
+  }),
+  z.strictObject({ enabled: z.literal(false) }),
+]);
+
+const settingsInput = z.strictObject({
+  maxParallel: cap.optional(),
+  perHub: cap.nullable().optional(),
+  usbmuxdAddress: z.string().min(1).max(4096).nullable().optional(),
+  language: z.enum(['ja', 'en']).optional(),
+});
+
+/** Station-wide settings (`settings.get` / `settings.set`). */
+export interface StationSettings {
+  readonly maxParallel: number;
+  readonly perHub: number | null;
+  /** null: `USBMUXD_SOCKET_ADDRESS` or the platform default. */
+  readonly usbmuxdAddress: string | null;
+  readonly language: 'ja' | 'en';
+}
+
+/** Input of `batch.start`. */
+export type BatchStartInput = z.output<typeof batchStartInput>;
+/** Input of `watch.set`. */
+export type WatchSetInput = z.output<typeof watchSetInput>;
+/** Input of `settings.set`. */
+export type SettingsInput = z.output<typeof settingsInput>;
+
+// ---- the command table --------------------------------------------------------------------------
+
+/** One command: its input schema and how it calls the station. */
+export interface CommandSpec<S extends z.ZodType, R> {
+  readonly input: S;
+  readonly run: (station: Station, input: z.output<S>) => Promise<R>;
+  /** One line for the API documentation. */
+  readonly summary: string;
+}
+
+function command<S extends z.ZodType, R>(
+  summary: string,
+  input: S,
+  run: (station: Station, input: z.output<S>) => Promise<R>,
+): CommandSpec<S, R> {
+  return { summary, input, run };
+}
+
+/** A plist value as JSON: 64-bit integers as decimal text, data as base64. */
+export type JsonPlist = string | number | boolean | null | JsonPlist[] | { [key: string]: JsonPlist };
+
+function toJsonPlist(v: unknown): JsonPlist {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) {
+    let s = '';
+    for (const b of v) s += String.fromCharCode(b);
+    return btoa(s);
+  }
+  if (Array.isArray(v)) return v.map(toJsonPlist);
+  if (typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, toJsonPlist(x)]));
+  }
+  return String(v);
+}
+
+/** Every station command. Names are `area.verb`; bindings prefix them (`kit:devices.list`). */
+export const COMMANDS = {
+  'devices.list': command('attached USB devices with their identity', none, (s) => s.listDevices()),
+  'devices.states': command('every device the station tracks: state and next action', none, (s) =>
+    Promise.resolve(s.deviceStates()),
+  ),
+  'devices.info': command(
+    'lockdown values (pairs first if needed)',
+    z.strictObject({ udid, domain: z.string().min(1).optional(), key: z.string().min(1).optional() }),
+    async (s, i) =>
+      toJsonPlist(
+        await s.info(i.udid, {
+          ...(i.domain !== undefined ? { domain: i.domain } : {}),
+          ...(i.key !== undefined ? { key: i.key } : {}),
+        }),
+      ),
+  ),
+  'devices.pair': command(
+    'pair (supervised with an identity)',
+    z.strictObject({ udid, identityId: z.string().min(1).max(64).optional() }),
+    (s, i) => s.pair(i.udid, i.identityId !== undefined ? { identityId: i.identityId } : {}),
+  ),
+  'devices.unpair': command('remove this host’s pairing', z.strictObject({ udid }), (s, i) => s.unpair(i.udid)),
+  'devices.restart': command('restart the device', z.strictObject({ udid }), (s, i) => s.restart(i.udid)),
+  'devices.shutdown': command('shut the device down', z.strictObject({ udid }), (s, i) => s.shutdown(i.udid)),
+  'devices.erase': command(
+    'erase all content and settings; needs the typed confirmation ERASE',
+    z.strictObject({
+      udids: z.array(udid).min(1).max(1000),
+      confirmation: z.literal(ERASE_CONFIRMATION),
+      wait: z.boolean().default(true),
+    }),
+    (s, i) => s.erase(i.udids, { wait: i.wait }),
+  ),
+  'batch.start': command('run a blueprint on devices (global and per-hub caps)', batchStartInput, (s, i) =>
+    Promise.resolve(
+      s.startBatch({
+        blueprint: i.blueprint,
+        udids: i.udids,
+        maxParallel: i.maxParallel,
+        confirmedErase: i.confirmedErase,
+        ...(i.perHub !== undefined ? { perHub: i.perHub } : {}),
+      }),
+    ),
+  ),
+  'batch.pause': command('no new job starts; running jobs finish', none, (s) => Promise.resolve(s.pauseBatch())),
+  'batch.resume': command('start queued devices again', none, (s) => Promise.resolve(s.resumeBatch())),
+  'batch.stop': command('cancel running jobs (persisted) and end the batch', none, (s) => s.stopBatch()),
+  'batch.status': command('the running batch or watch session, with its counts', none, (s) =>
+    Promise.resolve(s.batchStatus()),
+  ),
+  'watch.set': command('auto-apply a blueprint to every attached device, or stop doing so', watchSetInput, (s, i) =>
+    s.setWatch(i),
+  ),
+  'jobs.list': command(
+    'jobs with their steps',
+    z.strictObject({
+      udid: udid.optional(),
+      status: z.enum(['pending', 'running', 'waiting', 'done', 'failed', 'cancelled']).optional(),
+    }),
+    (s, i) =>
+      Promise.resolve(
+        s.jobs({
+          ...(i.udid !== undefined ? { udid: i.udid } : {}),
+          ...(i.status !== undefined ? { statuses: [i.status] } : {}),
+        }),
+      ),
+  ),
+  'jobs.retry': command(
+    'run the job’s blueprint on its device again (queued in the running batch, else a new batch)',
+    z.strictObject({ jobId: z.string().min(1).max(64) }),
+    (s, i) => s.retryJob(i.jobId),
+  ),
+  'identities.list': command('organization identities (no secrets)', none, (s) => Promise.resolve(s.identities())),
+  'blueprints.list': command('stored blueprints', none, (s) => Promise.resolve(s.blueprints())),
+  'blueprints.export': command('a stored blueprint as JSON text, secrets left out', z.strictObject({ name }), (s, i) =>
+    Promise.resolve(s.exportBlueprint(i.name)),
+  ),
+  'blueprints.import': command(
+    'store a blueprint (field-level issues when invalid)',
+    z.strictObject({ blueprint: z.record(z.string(), z.unknown()), replace: z.boolean().default(false) }),
+    (s, i) => Promise.resolve(s.importBlueprint(i.blueprint, { replace: i.replace })),
+  ),
+  'blueprints.delete': command('delete a stored blueprint', z.strictObject({ name }), (s, i) =>
+    Promise.resolve(s.deleteBlueprint(i.name)),
+  ),
+  'plans.list': command('stored serial plans', none, (s) => Promise.resolve(s.plans())),
+  'plans.import': command(
+    'import a CSV plan (all or nothing)',
+    z.strictObject({
+      csvBase64: z
+        .string()
+        .min(1)
+        .max(16 * 1024 * 1024),
+      name: name.optional(),
+      encoding: z.enum(['auto', 'utf-8', 'shift_jis']).default('auto'),
+    }),
+    (s, i) =>
+      Promise.resolve(
+        s.importPlan(i.csvBase64, { encoding: i.encoding, ...(i.name !== undefined ? { name: i.name } : {}) }),
+      ),
+  ),
+  'report.generate': command(
+    'the kitting report: one row per finished job, hourly throughput',
+    z.strictObject({ since: z.string().min(1).max(64).optional() }),
+    (s, i) => Promise.resolve(s.report(i.since !== undefined ? { since: i.since } : {})),
+  ),
+  'settings.get': command('station-wide settings', none, (s) => Promise.resolve(s.settings())),
+  'settings.set': command('change station-wide settings (given keys only)', settingsInput, (s, i) =>
+    Promise.resolve(s.updateSettings(i)),
+  ),
+} as const;
+
+/** Every command name. */
+export type CommandName = keyof typeof COMMANDS;
+/** What a caller sends for a command (defaults may be left out). */
+export type CommandInput<N extends CommandName> = z.input<(typeof COMMANDS)[N]['input']>;
+/** What a command answers. */
+export type CommandResult<N extends CommandName> = Awaited<ReturnType<(typeof COMMANDS)[N]['run']>>;
+
+/** The command names, in table order. */
+export const COMMAND_NAMES = Object.keys(COMMANDS) as CommandName[];
+
+/** True when `name` is a command. */
+export function isCommandName(name: string): name is CommandName {
+  return Object.prototype.hasOwnProperty.call(COMMANDS, name);
+}
+
+/**
+ * Parses a command's input. @throws KitError `usage/invalid-argument` located at the first bad
+ * field (`details.path`, dotted; empty for the whole input), `usage/unknown-command`.
+ */
+export function parseInput<N extends CommandName>(
+  command: N | string,
+  input: unknown,
+): z.output<(typeof COMMANDS)[N]['input']> {
+  if (!isCommandName(command)) throw new KitError('usage/unknown-command', `no station command is named ${command}`);
+  const spec = COMMANDS[command] as CommandSpec<z.ZodType, unknown>;
+  const parsed = spec.input.safeParse(input ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = (issue?.path ?? []).map(String).join('.');
+    throw new KitError(
+      'usage/invalid-argument',
+      `${command}: ${path === '' ? 'input' : path}: ${issue?.message ?? 'invalid'}`,
+      { details: { command, path, issue: issue?.code ?? 'invalid', issues: parsed.error.issues.length } },
+    );
+  }
+  return parsed.data as z.output<(typeof COMMANDS)[N]['input']>;
+}
+
+/** Validates `input` and calls the station. Throws the station's KitErrors and those of {@link parseInput}. */
+export async function dispatch<N extends CommandName>(
+  station: Station,
+  command: N,
+  input: unknown,
+): Promise<CommandResult<N>> {
+  const data = parseInput(command, input);
+  const spec = COMMANDS[command] as CommandSpec<z.ZodType, unknown>;
+  return (await spec.run(station, data)) as CommandResult<N>;
+}
+
+/** The answer of {@link dispatchEnvelope}: errors travel as data (their fields survive IPC). */
+export type Envelope<R> =
+  { readonly ok: true; readonly result: R } | { readonly ok: false; readonly error: SerializedKitError };
+
+/** {@link dispatch} that never throws: `{ ok: true, result }` or `{ ok: false, error }` (a serialized KitError). */
+export async function dispatchEnvelope(station: Station, command: string, input: unknown): Promise<Envelope<unknown>> {
+  try {
+    if (!isCommandName(command)) throw new KitError('usage/unknown-command', `no station command is named ${command}`);
+    return { ok: true, result: await dispatch(station, command, input) };
+  } catch (err) {
+    return { ok: false, error: toKitError(err).toJSON() };
+  }
+}
