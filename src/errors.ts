@@ -183,6 +183,25 @@ export const ERROR_CODES = {
   'sim/setup-failed': spec(false),
   // simulator/mdm-server (kitting mdm-dev, the reference MDM server)
   'mdm-server/start-failed': spec(false),
+  // mdm/: the station's MDM client and syncer (src/mdm/client.ts maps HTTP answers through one table)
+  'mdm/unconfigured': spec(false, 'usage'),
+  'mdm/offline': spec(true),
+  'mdm/timeout': spec(true),
+  'mdm/server-error': spec(true),
+  'mdm/auth-required': spec(false),
+  'mdm/bad-response': spec(false),
+  'mdm/rejected': spec(false),
+  'mdm/not-found': spec(false, 'not-found'),
+  'mdm/conflict': spec(false),
+  'mdm/wrong-credentials': spec(false, 'usage'),
+  'mdm/credentials-expired': spec(false),
+  'mdm/group-closed': spec(false),
+  'mdm/already-registered': spec(false),
+  'mdm/no-license': spec(false),
+  'mdm/device-unreachable': spec(false),
+  'mdm/force-not-allowed': spec(false),
+  'mdm/already-inactive': spec(false),
+  'mdm/device-active': spec(false),
 } as const satisfies Record<string, CodeSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1016,6 +1016,129 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Check that the port is free and the --db and --device-ca files.',
     },
   },
+  'mdm/unconfigured': {
+    ja: {
+      title: 'MDM との同期が設定されていません',
+      action: 'kitting sync config --url URL --token-file F で設定してください。',
+    },
+    en: { title: 'MDM sync is not configured', action: 'Run kitting sync config --url URL --token-file F.' },
+  },
+  'mdm/offline': {
+    ja: {
+      title: 'MDM サーバーに接続できません（オフライン）',
+      action: '結果は送信待ちとして保存されています。ネットワークを確認してください。自動で再試行します。',
+    },
+    en: {
+      title: 'The MDM server cannot be reached (offline)',
+      action: 'Results are kept as queued. Check the network; the station retries by itself.',
+    },
+  },
+  'mdm/timeout': {
+    ja: {
+      title: 'MDM サーバーが時間内に応答しません',
+      action: '自動で再試行します。続く場合はネットワークとサーバーの状態を確認してください。',
+    },
+    en: {
+      title: 'The MDM server did not answer in time',
+      action: 'The station retries by itself; if it goes on, check the network and the server.',
+    },
+  },
+  'mdm/server-error': {
+    ja: {
+      title: 'MDM サーバーでエラーが発生しました',
+      action: '自動で再試行します。続く場合は MDM の管理者に連絡してください。',
+    },
+    en: {
+      title: 'The MDM server failed',
+      action: 'The station retries by itself; if it goes on, contact the MDM administrator.',
+    },
+  },
+  'mdm/auth-required': {
+    ja: {
+      title: 'MDM のトークンが無効です',
+      action: '新しいトークンを kitting sync config --token-file で設定してください。同期は停止しています。',
+    },
+    en: {
+      title: 'The MDM token was refused',
+      action: 'Set a new token with kitting sync config --token-file; sync is stopped until then.',
+    },
+  },
+  'mdm/bad-response': {
+    ja: { title: 'MDM サーバーの応答を解釈できません', action: 'サーバーの URL とバージョンを確認してください。' },
+    en: {
+      title: 'The MDM server gave an answer the station does not understand',
+      action: 'Check the server URL and its version.',
+    },
+  },
+  'mdm/rejected': {
+    ja: { title: 'MDM サーバーが内容を受け付けませんでした', action: '理由を確認し、データを修正してください。' },
+    en: { title: 'The MDM server refused the request', action: 'Read the reason and correct the data.' },
+  },
+  'mdm/not-found': {
+    ja: { title: 'MDM に登録されていません', action: 'シリアル番号やグループを確認してください。' },
+    en: { title: 'Not found on the MDM', action: 'Check the serial number or the group.' },
+  },
+  'mdm/conflict': {
+    ja: { title: 'MDM 上の状態と矛盾しています', action: 'MDM 上の端末の状態を確認してください。' },
+    en: { title: 'The MDM refused the change in its current state', action: 'Check the device state on the MDM.' },
+  },
+  'mdm/wrong-credentials': {
+    ja: {
+      title: 'グループの登録ユーザー ID またはパスワードが違います',
+      action: 'MDM のグループ設定を確認してブループリントを修正してください。',
+    },
+    en: {
+      title: 'Wrong group enrollment user ID or password',
+      action: 'Check the group on the MDM and correct the blueprint.',
+    },
+  },
+  'mdm/credentials-expired': {
+    ja: {
+      title: 'グループの登録用認証情報の有効期限が切れています',
+      action: 'MDM でグループの認証情報を更新してください。',
+    },
+    en: { title: 'The group enrollment credentials expired', action: 'Renew the group credentials on the MDM.' },
+  },
+  'mdm/group-closed': {
+    ja: {
+      title: 'このグループは新しい MDM登録を受け付けていません',
+      action: '別のグループを選ぶか、MDM で認証情報を設定してください。',
+    },
+    en: { title: 'This group takes no new enrollments', action: 'Choose another group or set credentials on the MDM.' },
+  },
+  'mdm/already-registered': {
+    ja: { title: 'この端末は MDM に登録済みです', action: '先にインアクティベーションしてください。' },
+    en: { title: 'The device is already registered on the MDM', action: 'Inactivate it first.' },
+  },
+  'mdm/no-license': {
+    ja: { title: 'MDM のライセンスが足りません', action: '不要な端末を削除してライセンスを解放してください。' },
+    en: { title: 'No MDM license left', action: 'Delete unused devices to free licenses.' },
+  },
+  'mdm/device-unreachable': {
+    ja: {
+      title: '端末に通常のインアクティベーションができません',
+      action: '強制インアクティベーションを使ってください。',
+    },
+    en: { title: 'The device cannot be inactivated normally', action: 'Use forced inactivation.' },
+  },
+  'mdm/force-not-allowed': {
+    ja: {
+      title: '端末に接続できるため強制インアクティベーションはできません',
+      action: '通常のインアクティベーションを使ってください。',
+    },
+    en: { title: 'Forced inactivation is not allowed: the device is reachable', action: 'Use normal inactivation.' },
+  },
+  'mdm/already-inactive': {
+    ja: {
+      title: '端末はすでにインアクティベーション済みです',
+      action: '必要なら端末を削除してライセンスを解放してください。',
+    },
+    en: { title: 'The device is already inactive', action: 'Delete it if the license should be freed.' },
+  },
+  'mdm/device-active': {
+    ja: { title: '有効な端末は削除できません', action: '先にインアクティベーションしてください。' },
+    en: { title: 'An active device cannot be deleted', action: 'Inactivate it first.' },
+  },
 };
 
 /** The words for an error (KitError or anything thrown) in the given language. */
