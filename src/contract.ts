@@ -277,6 +277,74 @@ export const COMMANDS = {
   ),
   'identities.list': command('organization identities (no secrets)', none, (s) => Promise.resolve(s.identities())),
   'blueprints.list': command('stored blueprints', none, (s) => Promise.resolve(s.blueprints())),
+  'identities.create': command(
+    'create an organization identity (RSA key + self-signed certificate)',
+    z.strictObject({
+      org: z.string().trim().min(1).max(200),
+      country: z
+        .string()
+        .regex(/^[A-Za-z]{2}$/)
+        .optional(),
+    }),
+    (s, i) =>
+      s.createIdentity({ org: i.org, ...(i.country !== undefined ? { country: i.country.toUpperCase() } : {}) }),
+  ),
+  'identities.import': command(
+    'import an identity from file bytes (.p12 + password, PEM, DER certificate + key)',
+    z.strictObject({
+      fileName: z.string().min(1).max(255),
+      fileBase64: z
+        .string()
+        .min(1)
+        .max(1024 * 1024),
+      keyBase64: z
+        .string()
+        .min(1)
+        .max(1024 * 1024)
+        .optional(),
+      password: z.string().max(1024).optional(),
+      org: z.string().trim().min(1).max(200).optional(),
+    }),
+    (s, i) =>
+      s.importIdentity({
+        fileName: i.fileName,
+        fileBase64: i.fileBase64,
+        ...(i.keyBase64 !== undefined ? { keyBase64: i.keyBase64 } : {}),
+        ...(i.password !== undefined && i.password !== '' ? { password: i.password } : {}),
+        ...(i.org !== undefined ? { org: i.org } : {}),
+      }),
+  ),
+  'identities.export': command(
+    'export an identity as file bytes (p12 needs a password; DER gives certificate + key)',
+    z.strictObject({
+      id: z.string().min(1).max(64),
+      format: z.enum(['p12', 'pem', 'der']),
+      password: z.string().min(1).max(1024).optional(),
+    }),
+    (s, i) =>
+      s.exportIdentity({ id: i.id, format: i.format, ...(i.password !== undefined ? { password: i.password } : {}) }),
+  ),
+  'messages.get': command(
+    'the error words (title + what to do) of every code, in one language',
+    z.strictObject({ lang: z.enum(['ja', 'en']) }),
+    (s, i) => Promise.resolve(s.messages(i.lang)),
+  ),
+  'skipPanes.list': command('the Setup Assistant skip-pane catalogue with platforms and ja/en labels', none, (s) =>
+    Promise.resolve(s.skipPanes()),
+  ),
+  'blueprints.validate': command(
+    'check a blueprint without storing it: field issues with ja/en messages',
+    z.strictObject({ blueprint: z.record(z.string(), z.unknown()) }),
+    (s, i) => Promise.resolve(s.validateBlueprint(i.blueprint)),
+  ),
+  'devices.cloudConfiguration': command(
+    'the device’s cloud configuration (Apple keys), or null',
+    z.strictObject({ udid }),
+    async (s, i) => toJsonPlist(await s.cloudConfiguration(i.udid)),
+  ),
+  'devices.profiles': command('installed configuration profiles', z.strictObject({ udid }), async (s, i) =>
+    toJsonPlist(await s.profiles(i.udid)),
+  ),
   'blueprints.export': command('a stored blueprint as JSON text, secrets left out', z.strictObject({ name }), (s, i) =>
     Promise.resolve(s.exportBlueprint(i.name)),
   ),
@@ -377,3 +445,31 @@ export async function dispatchEnvelope(station: Station, command: string, input:
     return { ok: false, error: toKitError(err).toJSON() };
   }
 }
+
+// ---- wire format (headless server and Electron IPC; src/server/README.md) ----------------------
+
+/** A command sent over the headless server's WebSocket (`GET /api/ws`). `id` is echoed in the answer. */
+export interface WireRequest {
+  readonly id: number | string;
+  readonly command: CommandName;
+  readonly input?: unknown;
+}
+
+/**
+ * The answer to a {@link WireRequest}: the command's {@link Envelope} with the request's `id`
+ * (`null` when the message could not be read at all). In JSON, BigInt values are decimal strings
+ * and bytes are base64.
+ */
+export type WireResponse =
+  | { readonly id: number | string | null; readonly ok: true; readonly result: unknown }
+  | { readonly id: number | string | null; readonly ok: false; readonly error: SerializedKitError };
+
+/** A station event pushed to every WebSocket (and to the Electron renderer on channel `kit:event`). */
+export interface WireEvent {
+  readonly event: StationEvent;
+}
+
+/** Prefix of every Electron IPC channel: `kit:<command>` for commands, `kit:event` for events. */
+export const IPC_PREFIX = 'kit:';
+/** The Electron IPC channel carrying {@link StationEvent}s to the renderer. */
+export const IPC_EVENT_CHANNEL = 'kit:event';

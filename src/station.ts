@@ -54,6 +54,14 @@ import type { IdentitySummary } from './identity/identity.ts';
 import { getJob, listJobs, type JobRecord, type ListJobsOptions } from './store/jobs.ts';
 import { getSetting, setSetting } from './store/settings.ts';
 import type { Db } from './store/db.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ERROR_MESSAGES, type Lang, type Words } from './i18n/messages.ts';
+import { SKIP_PANES, type SkipPane } from './kitting/skip-panes.ts';
+import { validateBlueprint, type BlueprintValidation } from './kitting/blueprint.ts';
+import { countIdentities } from './store/identities.ts';
+import type { ExportFormat } from './identity/identity.ts';
 import type {
   DeviceState,
   DeviceStateInfo,
@@ -730,6 +738,108 @@ export class Station {
           }),
       }).list(),
     );
+  }
+
+  /** An identity service over an open database (the vault is opened on first need; created with the first identity). */
+  private identityService(db: Db): IdentityService {
+    return new IdentityService({
+      db,
+      actor: this.actor,
+      vault: () =>
+        PassphraseVault.open({
+          dataDir: this.dataDir,
+          passphrase: resolvePassphrase(this.passphraseFile),
+          create: countIdentities(db) === 0,
+        }),
+    });
+  }
+
+  /** Creates an organization identity (UI). Errors: those of `IdentityService.create`, vault codes. */
+  async createIdentity(input: { org: string; country?: string; keyBits?: number }): Promise<IdentitySummary> {
+    const db = openStationDatabase(this.dataDir);
+    try {
+      return await this.identityService(db).create(input);
+    } finally {
+      db.close();
+    }
+  }
+
+  /**
+   * Imports an identity from bytes (the UI's file input): `.p12` with its password, PEM, or a DER
+   * certificate with a DER/PEM key. The bytes go through a private temporary folder (mode 0700,
+   * removed afterwards) so the file readers and their checks stay the same as the CLI's.
+   * Errors: those of `IdentityService.importFile`.
+   */
+  async importIdentity(input: {
+    fileName: string;
+    fileBase64: string;
+    keyBase64?: string;
+    password?: string;
+    org?: string;
+  }): Promise<IdentitySummary> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kitting-identity-'));
+    const db = openStationDatabase(this.dataDir);
+    try {
+      const file = path.join(dir, path.basename(input.fileName) || 'identity');
+      fs.writeFileSync(file, Buffer.from(input.fileBase64, 'base64'), { mode: 0o600 });
+      let keyFile: string | undefined;
+      if (input.keyBase64 !== undefined) {
+        keyFile = path.join(dir, 'key');
+        fs.writeFileSync(keyFile, Buffer.from(input.keyBase64, 'base64'), { mode: 0o600 });
+      }
+      return await this.identityService(db).importFile(file, {
+        ...(input.password !== undefined ? { password: input.password } : {}),
+        ...(keyFile !== undefined ? { keyFile } : {}),
+        ...(input.org !== undefined ? { org: input.org } : {}),
+      });
+    } finally {
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Exports an identity as files' bytes (the UI downloads them): p12 (password required), PEM
+   * (key encrypted when a password is given) or DER (certificate + `.key`). Written to a private
+   * temporary folder, read back and removed. Errors: those of `IdentityService.export`.
+   */
+  async exportIdentity(input: {
+    id: string;
+    format: ExportFormat;
+    password?: string;
+  }): Promise<{ files: { name: string; base64: string }[] }> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kitting-export-'));
+    const db = openStationDatabase(this.dataDir);
+    try {
+      const out = path.join(dir, `${input.id}.${input.format === 'der' ? 'cer' : input.format}`);
+      const files = await this.identityService(db).export(input.id, {
+        out,
+        format: input.format,
+        ...(input.password !== undefined ? { password: input.password } : {}),
+      });
+      return {
+        files: files.map((f) => ({ name: path.basename(f), base64: fs.readFileSync(f).toString('base64') })),
+      };
+    } finally {
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** The error words (title + what to do) of every code in one language, for the UI. */
+  messages(lang: Lang): Record<string, Words> {
+    return Object.fromEntries(Object.entries(ERROR_MESSAGES).map(([code, words]) => [code, words[lang]]));
+  }
+
+  /** The Setup Assistant skip-pane catalogue (keys, platforms, ja/en labels), for the blueprint form. */
+  skipPanes(): readonly SkipPane[] {
+    return SKIP_PANES;
+  }
+
+  /** Validates a blueprint against the stored identities: every field issue with ja/en words. */
+  validateBlueprint(json: unknown): BlueprintValidation {
+    const ids = new Set(this.identities().map((i) => i.id));
+    return validateBlueprint(json, { identityExists: (id) => ids.has(id) });
   }
 
   /** Stored blueprints. */
