@@ -205,6 +205,16 @@ async function runPrepare(cmd: Command, udids: string[], opts: PrepareCliOptions
   else for (const r of results) ctx.print(resultLine(r));
   for (const r of results) if (r.status !== 'done') advise(ctx, r);
   if (results.some((r) => r.status !== 'done')) process.exitCode = 1;
+  exitSoon();
+}
+
+/**
+ * Lets the process end even when a step cut short by SIGINT is still finishing a device call in
+ * the background (the runner stops waiting for it; its late connection would keep Node alive). The
+ * timer does not itself keep the process alive: a clean run exits at once.
+ */
+export function exitSoon(ms = 1000): void {
+  setTimeout(() => process.exit(), ms).unref();
 }
 
 /** Registers `kitting prepare`. */

@@ -21,7 +21,7 @@ import { KitError } from '../../errors.ts';
 import type { StationEvent } from '../../contract.ts';
 import { Station } from '../../station.ts';
 import { ctxOf } from '../context.ts';
-import { ADVICE, advise, eventLine, positiveInt, progressLine, resultLine, summaryJson } from './prepare.ts';
+import { ADVICE, advise, eventLine, exitSoon, positiveInt, progressLine, resultLine, summaryJson } from './prepare.ts';
 
 interface WatchCliOptions {
   blueprint?: string;
@@ -114,6 +114,7 @@ async function runWatch(cmd: Command, opts: WatchCliOptions): Promise<void> {
   else for (const r of results) ctx.print(resultLine(r));
   for (const r of results) if (r.status === 'failed') advise(ctx, r);
   if (results.some((r) => r.status === 'failed')) process.exitCode = 1;
+  exitSoon();
 }
 
 /** Registers `kitting watch`. */
