@@ -372,6 +372,38 @@ export const COMMANDS = {
         s.importPlan(i.csvBase64, { encoding: i.encoding, ...(i.name !== undefined ? { name: i.name } : {}) }),
       ),
   ),
+  'plans.preview': command(
+    'read and check a CSV plan without storing it: encoding, format, first rows, or every bad row',
+    z.strictObject({
+      csvBase64: z
+        .string()
+        .min(1)
+        .max(16 * 1024 * 1024),
+      name: name.optional(),
+      encoding: z.enum(['auto', 'utf-8', 'shift_jis']).default('auto'),
+    }),
+    (s, i) =>
+      Promise.resolve(
+        s.previewPlan(i.csvBase64, { encoding: i.encoding, ...(i.name !== undefined ? { name: i.name } : {}) }),
+      ),
+  ),
+  'plans.export': command(
+    'the stored plans as one named-column CSV (base64)',
+    z.strictObject({ encoding: z.enum(['utf-8', 'shift_jis']).default('utf-8') }),
+    (s, i) => Promise.resolve(s.exportPlansCsv(i.encoding)),
+  ),
+  'report.csv': command(
+    'the kitting report as CSV bytes (base64): UTF-8 with BOM or Shift_JIS, ja/en headers',
+    z.strictObject({
+      since: z.string().min(1).max(64).optional(),
+      lang: z.enum(['ja', 'en']).default('ja'),
+      encoding: z.enum(['utf-8', 'shift_jis']).default('utf-8'),
+    }),
+    (s, i) =>
+      Promise.resolve(
+        s.reportCsv({ lang: i.lang, encoding: i.encoding, ...(i.since !== undefined ? { since: i.since } : {}) }),
+      ),
+  ),
   'report.generate': command(
     'the kitting report: one row per finished job, hourly throughput',
     z.strictObject({ since: z.string().min(1).max(64).optional() }),

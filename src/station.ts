@@ -61,6 +61,16 @@ import { ERROR_MESSAGES, type Lang, type Words } from './i18n/messages.ts';
 import { SKIP_PANES, type SkipPane } from './kitting/skip-panes.ts';
 import { validateBlueprint, type BlueprintValidation } from './kitting/blueprint.ts';
 import { countIdentities } from './store/identities.ts';
+import {
+  PlanRowsError,
+  exportPlans,
+  readPlanCsv,
+  type BadRow,
+  type PlanEncoding,
+  type PlanFormat,
+  type PlanRowRecord,
+} from './kitting/plans.ts';
+import { reportCsv } from './kitting/report.ts';
 import type { ExportFormat } from './identity/identity.ts';
 import type {
   DeviceState,
@@ -824,6 +834,50 @@ export class Station {
       db.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Reads and checks a CSV plan without storing it (the UI's preview): the detected encoding and
+   * format, the row count and the first rows; or every bad row with its line and ja/en reason.
+   * Errors: the `csv/*` codes other than `csv/invalid-rows` (those come back as `badRows`).
+   */
+  previewPlan(
+    csvBase64: string,
+    options: { name?: string; encoding?: 'auto' | 'utf-8' | 'shift_jis'; firstRows?: number } = {},
+  ):
+    | { ok: true; name: string; encoding: PlanEncoding; format: PlanFormat; rows: number; first: PlanRowRecord[] }
+    | { ok: false; badRows: BadRow[] } {
+    const raw = Buffer.from(csvBase64, 'base64');
+    return this.withDb((db) => {
+      try {
+        const r = readPlanCsv(db, raw, {
+          name: options.name ?? 'preview',
+          ...(options.encoding !== undefined ? { encoding: options.encoding } : {}),
+        });
+        return {
+          ok: true as const,
+          name: r.name,
+          encoding: r.encoding,
+          format: r.format,
+          rows: r.rows.length,
+          first: r.rows.slice(0, options.firstRows ?? 10),
+        };
+      } catch (err) {
+        if (err instanceof PlanRowsError) return { ok: false as const, badRows: [...err.badRows] };
+        throw err;
+      }
+    });
+  }
+
+  /** The stored plans as one named-column CSV (base64), every serial once. */
+  exportPlansCsv(encoding: PlanEncoding): { base64: string } {
+    return { base64: this.withDb((db) => exportPlans(db, { encoding })).toString('base64') };
+  }
+
+  /** The kitting report as CSV bytes (base64): UTF-8 with BOM for Excel, or Shift_JIS; ja/en headers. */
+  reportCsv(options: { since?: string; lang: Lang; encoding: PlanEncoding }): { base64: string } {
+    const doc = this.report(options.since !== undefined ? { since: options.since } : {});
+    return { base64: reportCsv(doc.devices, { lang: options.lang, encoding: options.encoding }).toString('base64') };
   }
 
   /** The error words (title + what to do) of every code in one language, for the UI. */
