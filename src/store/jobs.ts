@@ -7,14 +7,15 @@
  * leaves either the state before or the state after, never half of it. Times are ISO-8601 UTC
  * strings given by the caller (the runner's clock), so tests control them.
  *
- * The `results` row is written in the same transaction as the job's final status: that is the
- * seam where the MDM outbox row will be added (architecture.md, "Transactional outbox").
+ * The `results` row is written in the same transaction as the job's final status, together with
+ * its MDM outbox row (src/store/outbox.ts; architecture.md, "Transactional outbox").
  *
  * SQLite failures become `store/*` codes; a job or step that does not exist is `bug` (the runner
  * only names rows it created).
  */
 import { KitError } from '../errors.ts';
 import { transaction, withStoreErrors, type Db } from './db.ts';
+import { enqueueJobResult } from './outbox.ts';
 
 /** Job status, as `kitting jobs --json` shows it (cli.md). */
 export type JobStatus = 'pending' | 'running' | 'waiting' | 'done' | 'failed' | 'cancelled';
@@ -489,14 +490,24 @@ export function latestStepEvent(db: Db, jobId: string, kind: string): JsonObject
 }
 
 function insertResult(db: Db, jobId: string, outcome: ResultRecord['outcome'], summary: JsonObject, at: string): void {
-  const job = db.prepare('SELECT udid, serial FROM jobs WHERE id = ?').get(jobId) as
-    { udid: string; serial: string | null } | undefined;
+  const job = db.prepare('SELECT udid, serial, error_code FROM jobs WHERE id = ?').get(jobId) as
+    { udid: string; serial: string | null; error_code: string | null } | undefined;
   if (job === undefined) throw new KitError('bug', `no job ${jobId}`);
   db.prepare(
     `INSERT INTO results (job_id, udid, serial, outcome, summary, created_at) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET outcome = excluded.outcome, summary = excluded.summary,
        created_at = excluded.created_at`,
   ).run(jobId, job.udid, job.serial, outcome, JSON.stringify(summary), at);
+  // The MDM outbox row joins the same transaction (architecture.md "Transactional outbox").
+  enqueueJobResult(db, {
+    jobId,
+    udid: job.udid,
+    serial: job.serial,
+    outcome,
+    errorCode: job.error_code,
+    summary,
+    at,
+  });
 }
 
 /** Persists the job's success and its result row in one transaction. */
