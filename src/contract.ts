@@ -409,6 +409,9 @@ export const COMMANDS = {
     z.strictObject({ since: z.string().min(1).max(64).optional() }),
     (s, i) => Promise.resolve(s.report(i.since !== undefined ? { since: i.since } : {})),
   ),
+  'station.info': command('where the station keeps its data (read-only, for the settings screen)', none, (s) =>
+    Promise.resolve({ dataDir: s.dataDir }),
+  ),
   'settings.get': command('station-wide settings', none, (s) => Promise.resolve(s.settings())),
   'settings.set': command('change station-wide settings (given keys only)', settingsInput, (s, i) =>
     Promise.resolve(s.updateSettings(i)),

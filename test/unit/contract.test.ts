@@ -52,6 +52,7 @@ const BAD: Record<CommandName, { input: unknown; path: string }> = {
   'plans.export': { input: { encoding: 'latin1' }, path: 'encoding' },
   'report.csv': { input: { lang: 'de' }, path: 'lang' },
   'report.generate': { input: { since: 20240101 }, path: 'since' },
+  'station.info': { input: { x: 1 }, path: '' },
   'settings.get': { input: { key: 'a' }, path: '' },
   'settings.set': { input: { perHub: 1.5 }, path: 'perHub' },
 };
