@@ -14,6 +14,7 @@ const GROUPS: Record<string, () => Promise<{ run: BenchGroup }>> = {
   plist: () => import('./plist.ts'),
   lockdown: () => import('./lockdown.ts'),
   csv: () => import('./csv.ts'),
+  station: () => import('./station.ts'),
 };
 
 const args = process.argv.slice(2);

@@ -1,0 +1,212 @@
+/**
+ * The station under a full cart: `Station.prepare` on every device of a spawned virtual fleet (the
+ * simulator runs in its own process, so the figures are the station's alone).
+ *
+ * - 64 devices with `--timing none` (the devices answer at once): wall time of the batch (target
+ *   ≤ 3 s), station CPU per device (`process.cpuUsage` of this process over the batch; target
+ *   ≤ 25 ms), peak RSS of this process sampled during the batch (target ≤ 150 MB).
+ * - 8 devices with `--timing realistic --time-scale 0.1`: the scheduler's overhead, the batch's wall
+ *   time divided by the slowest device's own time (its first job event to `jobFinished`; target
+ *   ≤ 1.05×).
+ *
+ * `npm run bench -- station` (via bench/run.ts) or standalone: `node_modules/.bin/node bench/station.ts`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { spawn } from 'node:child_process';
+import { IdentityService } from '../src/identity/identity.ts';
+import { MIN_SCRYPT, PassphraseVault } from '../src/identity/vault.ts';
+import type { StationEvent } from '../src/contract.ts';
+import { ControlClient } from '../src/simulator/index.ts';
+import { Station } from '../src/station.ts';
+import { openStationDatabase } from '../src/store/db.ts';
+import type { BenchResult } from './types.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const PASSPHRASE = 'bench-station-passphrase';
+
+interface Fleet {
+  usbmuxd: string;
+  /** The fleet's own fake Apple activation server. */
+  activationUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Spawns `kitting sim` and waits for its ready line. */
+async function spawnFleet(args: string[], dir: string): Promise<Fleet> {
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'bin/kitting.js'), 'sim', ...args, '--socket', path.join(dir, 'usbmuxd.sock')],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, KITTING_LOG: 'error' },
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = await new Promise<{ usbmuxd: string; control: string }>((resolve, reject) => {
+    let out = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (s: string) => {
+      out += s;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as { usbmuxd: string; control: string });
+    });
+    void exited.then(() => reject(new Error('kitting sim exited before it was ready')));
+  });
+  const activationUrl = (await new ControlClient(ready.control).activationEndpoint()).url;
+  return {
+    usbmuxd: ready.usbmuxd,
+    activationUrl,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** A data folder with one identity and a blueprint file; returns the blueprint path. */
+async function stationDir(dir: string): Promise<{ dataDir: string; passphraseFile: string; blueprint: string }> {
+  const dataDir = path.join(dir, 'data');
+  const passphraseFile = path.join(dir, 'passphrase');
+  fs.writeFileSync(passphraseFile, PASSPHRASE, { mode: 0o600 });
+  const db = openStationDatabase(dataDir);
+  try {
+    const service = new IdentityService({
+      db,
+      vault: () => PassphraseVault.open({ dataDir, passphrase: PASSPHRASE, createWith: MIN_SCRYPT }),
+    });
+    await service.create({ org: 'Bench School', id: 'bench-org' });
+  } finally {
+    db.close();
+  }
+  const blueprint = path.join(dir, 'bench.json');
+  fs.writeFileSync(
+    blueprint,
+    JSON.stringify({
+      version: 1,
+      name: 'bench',
+      organization: { identityId: 'bench-org', displayName: 'Bench School' },
+      supervise: true,
+      allowPairing: true,
+      skipSetup: 'all',
+      enrollment: { method: 'none' },
+      naming: { template: 'CART-{serial}', start: 1 },
+      locale: { language: 'ja', region: 'ja_JP', timeZone: 'Asia/Tokyo' },
+      profiles: [],
+      eraseIfNeeded: true,
+      finish: 'none',
+    }),
+  );
+  return { dataDir, passphraseFile, blueprint };
+}
+
+async function batch(
+  devices: number,
+  simArgs: string[],
+  maxParallel: number,
+): Promise<{ wallMs: number; cpuMs: number; peakRssMb: number; done: number; slowestDeviceMs: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kit-bench-station-'));
+  const fleet = await spawnFleet(['--devices', String(devices), '--preset', 'fresh', ...simArgs], dir);
+  try {
+    const { dataDir, passphraseFile, blueprint } = await stationDir(dir);
+    const station = new Station({ usbmuxdAddress: fleet.usbmuxd, dataDir, passphraseFile });
+    const firstSeen = new Map<string, number>();
+    const own = new Map<string, number>();
+    station.on((e: StationEvent) => {
+      if ((e.type === 'jobCreated' || e.type === 'jobResumed') && !firstSeen.has(e.udid))
+        firstSeen.set(e.udid, performance.now());
+      if (e.type === 'jobFinished') own.set(e.udid, performance.now() - (firstSeen.get(e.udid) ?? performance.now()));
+    });
+    let peak = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const results = await station.prepare({
+      udids: 'all',
+      blueprint,
+      confirmedErase: true,
+      maxParallel,
+      activationUrl: fleet.activationUrl,
+    });
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    await station.close();
+    return {
+      wallMs,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      peakRssMb: peak / 2 ** 20,
+      done: results.filter((r) => r.status === 'done').length,
+      slowestDeviceMs: Math.max(0, ...own.values()),
+    };
+  } finally {
+    await fleet.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs both batches and returns the figures. */
+export async function run(): Promise<BenchResult[]> {
+  const fast = await batch(64, ['--timing', 'none'], 64);
+  const real = await batch(8, ['--timing', 'realistic', '--time-scale', '0.1'], 8);
+  const ratio = real.slowestDeviceMs > 0 ? real.wallMs / real.slowestDeviceMs : Number.NaN;
+  return [
+    {
+      name: 'station 64 devices (timing none): devices done',
+      value: fast.done,
+      unit: 'devices',
+      target: '64',
+      ok: fast.done === 64,
+    },
+    {
+      name: 'station 64 devices (timing none): wall time',
+      value: fast.wallMs / 1000,
+      unit: 's',
+      target: '≤ 3 s',
+      ok: fast.wallMs <= 3000,
+    },
+    {
+      name: 'station 64 devices (timing none): CPU per device',
+      value: fast.cpuMs / 64,
+      unit: 'ms',
+      target: '≤ 25 ms',
+      ok: fast.cpuMs / 64 <= 25,
+    },
+    {
+      name: 'station 64 devices (timing none): peak RSS',
+      value: fast.peakRssMb,
+      unit: 'MB',
+      target: '≤ 150 MB',
+      ok: fast.peakRssMb <= 150,
+    },
+    {
+      name: 'station 8 devices (realistic ×0.1): devices done',
+      value: real.done,
+      unit: 'devices',
+      target: '8',
+      ok: real.done === 8,
+    },
+    { name: 'station 8 devices (realistic ×0.1): batch wall time', value: real.wallMs / 1000, unit: 's' },
+    { name: 'station 8 devices (realistic ×0.1): slowest device', value: real.slowestDeviceMs / 1000, unit: 's' },
+    {
+      name: 'station overhead (batch ÷ slowest device)',
+      value: ratio,
+      unit: '×',
+      target: '≤ 1.05×',
+      ok: ratio <= 1.05,
+    },
+  ];
+}
+
+if (import.meta.filename === process.argv[1]) {
+  for (const r of await run())
+    process.stdout.write(
+      `${r.name}: ${r.value.toFixed(2)} ${r.unit}${r.target !== undefined ? ` (target ${r.target})` : ''}\n`,
+    );
+}
