@@ -13,6 +13,7 @@ import { registerWatch } from './watch.ts';
 import { registerIdentity } from './identity.ts';
 import { registerUsb } from './usb.ts';
 import { registerMdmDev } from './mdm-dev.ts';
+import { registerServe } from './serve.ts';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -30,4 +31,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerIdentity,
   registerUsb,
   registerMdmDev,
+  registerServe,
 ];
