@@ -98,7 +98,9 @@ class WsClient {
   private readonly waiting = new Map<number, (r: WireResponse) => void>();
   readonly events: StationEvent[] = [];
   private readonly eventWaiters: { pred: (e: StationEvent) => boolean; resolve: (e: StationEvent) => void }[] = [];
-  constructor(readonly ws: WebSocket) {
+  readonly ws: WebSocket;
+  constructor(ws: WebSocket) {
+    this.ws = ws;
     ws.on('message', (data: Buffer) => {
       const msg = JSON.parse(data.toString('utf8')) as WireResponse | { event: StationEvent };
       if ('event' in msg) {
