@@ -120,10 +120,11 @@ async function batch(
         firstSeen.set(e.udid, performance.now());
       if (e.type === 'jobFinished') own.set(e.udid, performance.now() - (firstSeen.get(e.udid) ?? performance.now()));
     });
-    let peak = process.memoryUsage().rss;
+    // process.memoryUsage.rss() is the cheap reading (the full memoryUsage() walks the heap spaces).
+    let peak = process.memoryUsage.rss();
     const sampler = setInterval(() => {
-      peak = Math.max(peak, process.memoryUsage().rss);
-    }, 20);
+      peak = Math.max(peak, process.memoryUsage.rss());
+    }, 50);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const results = await station.prepare({
@@ -136,7 +137,7 @@ async function batch(
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     clearInterval(sampler);
-    peak = Math.max(peak, process.memoryUsage().rss);
+    peak = Math.max(peak, process.memoryUsage.rss());
     await station.close();
     return {
       wallMs,

@@ -39,8 +39,8 @@ export const DEVICE_STATES = [
 export type DeviceState = (typeof DEVICE_STATES)[number];
 
 /**
- * What a person must do at a port, as a code the UI translates (`src/i18n/messages.ts`
- * {@link NextAction} words): tap Trust, unlock, connect to the internet, Activation Lock (the
+ * What a person must do at a port, as a code the UI translates (`NEXT_ACTION_WORDS` in
+ * `src/i18n/messages.ts`): tap Trust, unlock, connect to the internet, Activation Lock (the
  * owner's Apple ID or proof of purchase), confirm the erase, plug the device back in.
  */
 export const NEXT_ACTIONS = [

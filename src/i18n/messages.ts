@@ -3,6 +3,7 @@
  * error code. Typed as a `Record` over every {@link ErrorCode}, so adding a code without words is a
  * type error (and `npm run typecheck` fails the build).
  */
+import type { NextAction } from '../contract.ts';
 import type { ErrorCode } from '../errors.ts';
 import { KitError } from '../errors.ts';
 
@@ -1139,6 +1140,19 @@ export const ERROR_MESSAGES: MessageTable = {
     ja: { title: '有効な端末は削除できません', action: '先にインアクティベーションしてください。' },
     en: { title: 'An active device cannot be deleted', action: 'Inactivate it first.' },
   },
+};
+
+/**
+ * Words for what a person must do at a port (`NextAction` of `src/contract.ts`, shown next to a
+ * device's state): short labels the UI puts on the port tile.
+ */
+export const NEXT_ACTION_WORDS: Readonly<Record<NextAction, Readonly<Record<Lang, string>>>> = {
+  'tap-trust': { ja: '「信頼」をタップ', en: 'Tap Trust' },
+  unlock: { ja: 'パスコードを解除', en: 'Unlock' },
+  'needs-internet': { ja: 'インターネット接続が必要', en: 'Needs internet' },
+  'activation-lock': { ja: 'アクティベーションロック', en: 'Activation Lock' },
+  'confirm-erase': { ja: '消去の確認が必要', en: 'Confirm erase' },
+  reconnect: { ja: 'ケーブルを接続し直す', en: 'Plug it back in' },
 };
 
 /** The words for an error (KitError or anything thrown) in the given language. */
