@@ -24,7 +24,7 @@ import { DiagnosticsClient, waitForReturn } from './device/services/diagnostics.
 import { McInstallClient, type McProfileInfo } from './device/services/mcinstall.ts';
 import type { SupervisorCredentials } from './device/pairing.ts';
 import { IdentityService } from './identity/identity.ts';
-import { PassphraseVault, resolvePassphrase } from './identity/vault.ts';
+import { PassphraseVault, resolvePassphrase, type Vault } from './identity/vault.ts';
 import { appendAudit } from './store/audit.ts';
 import { openStationDatabase } from './store/db.ts';
 import { UsbmuxClient, type UsbmuxDevice, type UsbmuxdAddress } from './device/usbmux.ts';
@@ -95,6 +95,12 @@ export interface StationOptions {
   timeoutMs?: number;
   /** The vault passphrase file (`--passphrase-file`); else `KITTING_PASSPHRASE`. Needed to sign with an identity. */
   passphraseFile?: string | undefined;
+  /**
+   * The vault sealing private keys (default: the passphrase vault of `dataDir`, unlocked with
+   * {@link passphraseFile} or `KITTING_PASSPHRASE`). The Electron app gives a `SafeStorageVault`
+   * (the OS keychain).
+   */
+  vault?: Vault | undefined;
   /** Who acts, for the audit log: `cli`, `app`, `server` (default `cli`). */
   actor?: string;
   /** The USB layer (default: over the `usb` package, loaded on first use). Tests give one over a fake backend. */
@@ -299,6 +305,7 @@ export class Station {
   private readonly timeoutMs: number | undefined;
   private readonly passphraseFile: string | undefined;
   private readonly actor: string;
+  private readonly vault: Vault | undefined;
   private watcherInstance: DeviceWatcher | undefined;
   /** USB: ports, recovery/DFU devices (src/device/usb.ts). */
   readonly usb: UsbLayer;
@@ -322,6 +329,7 @@ export class Station {
     this.timeoutMs = options.timeoutMs;
     this.passphraseFile = options.passphraseFile;
     this.actor = options.actor ?? 'cli';
+    this.vault = options.vault;
     this.usb = options.usb ?? new UsbLayer();
     this.hubOf = options.hubOf ?? busHub;
     this.retry = options.retry;
@@ -646,6 +654,7 @@ export class Station {
           watcher,
           dataDir: this.dataDir,
           hubOf: this.hubOf,
+          ...(this.vault !== undefined ? { vault: this.vault } : {}),
           ...(this.pairTimeoutMs !== undefined ? { pairTimeoutMs: this.pairTimeoutMs } : {}),
           ...(this.timeoutMs !== undefined ? { timeoutMs: this.timeoutMs } : {}),
           ...(this.retry !== undefined ? { retry: this.retry } : {}),
@@ -740,12 +749,7 @@ export class Station {
       new IdentityService({
         db,
         actor: this.actor,
-        vault: () =>
-          PassphraseVault.open({
-            dataDir: this.dataDir,
-            passphrase: resolvePassphrase(this.passphraseFile),
-            create: false,
-          }),
+        vault: () => this.openVault(false),
       }).list(),
     );
   }
@@ -755,12 +759,7 @@ export class Station {
     return new IdentityService({
       db,
       actor: this.actor,
-      vault: () =>
-        PassphraseVault.open({
-          dataDir: this.dataDir,
-          passphrase: resolvePassphrase(this.passphraseFile),
-          create: countIdentities(db) === 0,
-        }),
+      vault: () => this.openVault(countIdentities(db) === 0),
     });
   }
 
@@ -896,6 +895,12 @@ export class Station {
     return validateBlueprint(json, { identityExists: (id) => ids.has(id) });
   }
 
+  /** The station's vault: the injected one, else the passphrase vault (created when `create`). */
+  private openVault(create: boolean): Promise<Vault> {
+    if (this.vault !== undefined) return Promise.resolve(this.vault);
+    return PassphraseVault.open({ dataDir: this.dataDir, passphrase: resolvePassphrase(this.passphraseFile), create });
+  }
+
   /** Stored blueprints. */
   blueprints(): StoredBlueprintSummary[] {
     return this.withDb((db) => listStoredBlueprints(db));
@@ -1015,12 +1020,7 @@ export class Station {
       const service = new IdentityService({
         db,
         actor: this.actor,
-        vault: () =>
-          PassphraseVault.open({
-            dataDir: this.dataDir,
-            passphrase: resolvePassphrase(this.passphraseFile),
-            create: false,
-          }),
+        vault: () => this.openVault(false),
       });
       const certificateDer = service.get(identityId).certificateDer;
       const sign = await service.signer(identityId);

@@ -25,7 +25,7 @@ import { hasCode } from '../errors.ts';
 import type { UsbmuxClient } from '../device/usbmux.ts';
 import type { DeviceWatcher } from '../device/watcher.ts';
 import { IdentityService } from '../identity/identity.ts';
-import { PassphraseVault, resolvePassphrase } from '../identity/vault.ts';
+import { PassphraseVault, resolvePassphrase, type Vault } from '../identity/vault.ts';
 import { createLogger } from '../log.ts';
 import { openStationDatabase, type Db } from '../store/db.ts';
 import { countIdentities } from '../store/identities.ts';
@@ -197,6 +197,8 @@ export interface PrepareEnvironment {
   readonly retry?: Partial<RetryPolicy>;
   /** The hub of a device (default {@link busHub}: the USB bus of its location id). */
   readonly hubOf?: HubOf;
+  /** The vault (the Electron app's OS keychain); default the passphrase vault of `dataDir`. */
+  readonly vault?: Vault;
 }
 
 /** A prepare request as the station takes it (cli.md `kitting prepare`). */
@@ -240,13 +242,15 @@ export async function prepareStation(
   onEvent: (event: PrepareEvent) => void = () => undefined,
   hooks: BatchHooks = {},
 ): Promise<PrepareDeviceResult[]> {
-  let passphrase: string | null;
-  try {
-    passphrase = resolvePassphrase(request.passphraseFile);
-  } catch (err) {
-    if (!hasCode(err, 'vault/passphrase-required') || request.passphraseFile !== undefined) throw err;
-    passphrase = null;
+  let passphrase: string | null = null;
+  if (env.vault === undefined) {
+    try {
+      passphrase = resolvePassphrase(request.passphraseFile);
+    } catch (err) {
+      if (!hasCode(err, 'vault/passphrase-required') || request.passphraseFile !== undefined) throw err;
+    }
   }
+  const injected = env.vault;
   const db = openStationDatabase(env.dataDir);
   const ports = new Map<string, ClosableKitDevice>();
   try {
@@ -256,19 +260,21 @@ export async function prepareStation(
     const identities = new IdentityService({
       db,
       actor: 'cli',
-      vault: () =>
-        PassphraseVault.open({
-          dataDir: env.dataDir,
-          passphrase: passphrase ?? '',
-          create: countIdentities(db) === 0,
-        }),
+      vault:
+        injected ??
+        (() =>
+          PassphraseVault.open({
+            dataDir: env.dataDir,
+            passphrase: passphrase ?? '',
+            create: countIdentities(db) === 0,
+          })),
     });
     const activationUrl = request.activationUrl ?? process.env.KITTING_ACTIVATION_URL;
     return await prepareDevices(
       {
         db,
         watcher: env.watcher,
-        supervisor: identitySupervisor(identities, passphrase !== null),
+        supervisor: identitySupervisor(identities, injected !== undefined || passphrase !== null),
         profiles: fileProfileLoader({ baseDir }),
         planFor: createPlanLookup(db),
         deviceFor: (udid) => {
