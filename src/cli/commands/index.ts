@@ -13,6 +13,7 @@ import { registerWatch } from './watch.ts';
 import { registerIdentity } from './identity.ts';
 import { registerUsb } from './usb.ts';
 import { registerMdmDev } from './mdm-dev.ts';
+import { registerSync } from './sync.ts';
 import { registerServe } from './serve.ts';
 
 export type RegisterCommand = (program: Command) => void;
@@ -32,4 +33,5 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerUsb,
   registerMdmDev,
   registerServe,
+  registerSync,
 ];
