@@ -183,6 +183,8 @@ export const ERROR_CODES = {
   'sim/setup-failed': spec(false),
   // simulator/mdm-server (kitting mdm-dev, the reference MDM server)
   'mdm-server/start-failed': spec(false),
+  // electron/: the desktop shell's IPC binding (electron/ipc.ts)
+  'ipc/untrusted-sender': spec(false),
   // mdm/: the station's MDM client and syncer (src/mdm/client.ts maps HTTP answers through one table)
   'mdm/unconfigured': spec(false, 'usage'),
   'mdm/offline': spec(true),

@@ -1007,6 +1007,16 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Check the HTTP answer in the message and the ConfigurationURL.',
     },
   },
+  'ipc/untrusted-sender': {
+    ja: {
+      title: 'アプリ以外の画面からの操作を拒否しました',
+      action: 'アプリのウィンドウから操作してください。繰り返す場合はアプリを再起動してください。',
+    },
+    en: {
+      title: 'A call from outside the app window was refused',
+      action: 'Use the app window. If this repeats, restart the app.',
+    },
+  },
   'mdm-server/start-failed': {
     ja: {
       title: '参照 MDM サーバーを起動できません',
