@@ -11,14 +11,24 @@ import path from 'node:path';
 const root = path.resolve(import.meta.dirname, '..');
 const require = createRequire(import.meta.url);
 
-/** The Electron binary's path, or null when it is not installed. */
+/**
+ * The Electron binary's path, or null when it is not installed. Read from the package's
+ * `path.txt` (what `require('electron')` answers) without requiring it: in Electron 45 the require
+ * itself starts a download when the binary is missing.
+ */
 function electronBinary(): string | null {
+  let pkgDir: string;
   try {
-    const p: unknown = require('electron');
-    return typeof p === 'string' && fs.existsSync(p) ? p : null;
+    pkgDir = path.dirname(require.resolve('electron/package.json'));
   } catch {
     return null;
   }
+  const override = process.env.ELECTRON_OVERRIDE_DIST_PATH;
+  const pathFile = path.join(pkgDir, 'path.txt');
+  if (!fs.existsSync(pathFile)) return null;
+  const rel = fs.readFileSync(pathFile, 'utf8').trim();
+  const p = override !== undefined && override !== '' ? path.join(override, rel) : path.join(pkgDir, 'dist', rel);
+  return fs.existsSync(p) ? p : null;
 }
 
 const binary = electronBinary();
