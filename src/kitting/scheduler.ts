@@ -222,7 +222,7 @@ export class BatchScheduler {
     let failed = 0;
     for (const e of this.entries.values()) {
       if (e.state === 'queued') queued++;
-      else if (e.state === 'waiting' || e.state === 'cancelled') waiting++;
+      else if (e.state === 'waiting') waiting++;
       else if (e.state === 'done') done++;
       else if (e.state === 'failed') failed++;
     }
