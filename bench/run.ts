@@ -15,6 +15,7 @@ const GROUPS: Record<string, () => Promise<{ run: BenchGroup }>> = {
   lockdown: () => import('./lockdown.ts'),
   csv: () => import('./csv.ts'),
   station: () => import('./station.ts'),
+  sync: () => import('./sync.ts'),
 };
 
 const args = process.argv.slice(2);
