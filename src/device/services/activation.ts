@@ -135,7 +135,9 @@ async function post(
     res = await fetch(url, {
       method: 'POST',
       headers: { 'User-Agent': USER_AGENT, ...headers },
-      body,
+      // A plain Uint8Array view: with the DOM lib (the renderer's type check reaches this file through
+      // contract.ts) a Buffer<ArrayBufferLike> is not a BodyInit. Same bytes on the wire.
+      body: body instanceof URLSearchParams ? body : new Uint8Array(body),
       signal: AbortSignal.any(signals),
       redirect: 'follow',
     });
