@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { decodePlist, isPlistDict } from '../../src/plist/index.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-// js-yaml comes with electron-builder (which reads this file with it).
+// js-yaml: the YAML parser electron-builder itself reads this file with (a direct devDependency).
 const yaml = createRequire(import.meta.url)('js-yaml') as { load(text: string): unknown };
 
 interface Target {
