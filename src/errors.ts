@@ -169,6 +169,7 @@ export const ERROR_CODES = {
   'kitting/signer-required': spec(false),
   'kitting/profile-unavailable': spec(false),
   'kitting/cancelled': spec(false),
+  'kitting/mdm-registered': spec(false),
   // batch/ the scheduler behind prepare and watch (src/kitting/scheduler.ts, src/station.ts)
   'batch/already-running': spec(false),
   'batch/not-running': spec(false, 'not-found'),

@@ -886,6 +886,18 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Review the differences, turn on "Erase if needed" in the blueprint, and confirm the erase.',
     },
   },
+  'kitting/mdm-registered': {
+    ja: {
+      title: 'この端末はMDMに登録済みで有効です（同じ端末は二重に登録できません）',
+      action:
+        'MDMで先にインアクティベーションしてください。消去して再キッティングする端末で、MDMから端末に届かない場合だけ、確認のうえ強制インアクティベーションを依頼できます。',
+    },
+    en: {
+      title: 'This device is registered and active in the MDM (a device cannot be registered twice)',
+      action:
+        'Inactivate it in the MDM first. Only for a device being erased for re-kitting that the MDM can no longer reach, you may request a forced inactivation with explicit confirmation.',
+    },
+  },
   'kitting/erase-not-allowed': {
     ja: {
       title: '消去が必要ですが、ブループリントで消去が許可されていません',
