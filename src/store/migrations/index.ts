@@ -10,5 +10,6 @@ import * as m0001 from './0001-identities.ts';
 import * as m0002 from './0002-jobs.ts';
 import * as m0003 from './0003-plans-blueprints.ts';
 import * as m0004 from './0004-outbox.ts';
+import * as m0005 from './0005-mdm-loop.ts';
 
-export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004];
+export const MIGRATIONS: readonly Migration[] = [m0001, m0002, m0003, m0004, m0005];
