@@ -87,7 +87,11 @@ export function App(props: { client: StationClient }): ReactNode {
     };
   }, [client, lang, link]);
 
-  useEffect(() => client.onLink(setLink), [client]);
+  useEffect(() => {
+    const off = client.onLink(setLink);
+    setLink(client.link);
+    return off;
+  }, [client]);
   useEffect(() => {
     const onHash = (): void => setRoute(screenFromHash());
     window.addEventListener('hashchange', onHash);

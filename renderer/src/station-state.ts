@@ -252,9 +252,15 @@ export function useStationView(client: StationClient): { view: StationView; relo
     const offEvent = client.onEvent((e) => {
       queue.push(e);
       if (frame === null) frame = requestAnimationFrame(flush);
-      if (e.type === 'deviceAttached' || e.type === 'deviceDetached') {
+      // Names and supervision change during a job: read the identities again when one ends.
+      if (
+        e.type === 'deviceAttached' ||
+        e.type === 'deviceDetached' ||
+        e.type === 'jobFinished' ||
+        e.type === 'jobFailed'
+      ) {
         if (listTimer !== null) clearTimeout(listTimer);
-        listTimer = setTimeout(loadSummaries, 400);
+        listTimer = setTimeout(loadSummaries, 500);
       }
     });
     const offLink = client.onLink((s) => {

@@ -45,3 +45,10 @@ export function groupFingerprint(hex: string): string[] {
   for (let i = 0; i < pairs.length; i += 8) groups.push(pairs.slice(i, i + 8).join(':'));
   return groups;
 }
+
+/** A step's duration: milliseconds below a second, seconds with a decimal below a minute, else m:ss. */
+export function formatShortDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatDuration(ms);
+}

@@ -332,6 +332,7 @@ export const en: Readonly<Record<MessageKey, string>> = {
   'report.portMap': 'Port map',
   'report.portMapEmpty': 'No devices connected',
   'report.hubUnknown': 'Hub unknown',
+  'report.portUnknown': 'Port unknown',
 
   'settings.language': 'Language',
   'settings.usbmuxd': 'usbmuxd address',

@@ -332,6 +332,7 @@ export const ja = {
   'report.portMap': 'ポートマップ',
   'report.portMapEmpty': '接続中の端末はありません',
   'report.hubUnknown': 'ハブ不明',
+  'report.portUnknown': 'ポート不明',
 
   'settings.language': '表示言語',
   'settings.usbmuxd': 'usbmuxd のアドレス',

@@ -8,7 +8,7 @@ import type { CommandResult, JsonPlist } from '../../../src/contract.ts';
 import { ErrorNote, useApp, wordsOf } from '../context.tsx';
 import { useI18n } from '../i18n/index.tsx';
 import { isStepId } from '../station-state.ts';
-import { formatDuration } from '../util.ts';
+import { formatShortDuration } from '../util.ts';
 import { portLabel } from './Station.tsx';
 
 type Job = CommandResult<'jobs.list'>[number];
@@ -205,7 +205,7 @@ export function DeviceDetailScreen(props: { udid: string }): ReactNode {
                       <td>{t(`stepStatus.${st.status}`)}</td>
                       <td className="mono">
                         {st.startedAt !== null && st.finishedAt !== null
-                          ? formatDuration(Date.parse(st.finishedAt) - Date.parse(st.startedAt))
+                          ? formatShortDuration(Date.parse(st.finishedAt) - Date.parse(st.startedAt))
                           : '—'}
                       </td>
                       <td>{st.attempts}</td>

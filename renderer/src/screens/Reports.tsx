@@ -7,12 +7,11 @@
  * in a bundle that must load offline under a strict CSP.
  */
 import { useEffect, useMemo, useState, type ReactNode } from 'react';
-import type { CommandResult } from '../../../src/contract.ts';
+import type { CommandResult, DeviceState } from '../../../src/contract.ts';
 import { ErrorNote, useApp } from '../context.tsx';
 import { useI18n } from '../i18n/index.tsx';
 import { isStepId } from '../station-state.ts';
-import { base64ToBytes, download, formatDuration } from '../util.ts';
-import { portLabel } from './Station.tsx';
+import { base64ToBytes, download, formatDuration, formatShortDuration } from '../util.ts';
 
 type Report = CommandResult<'report.generate'>;
 type Outcome = 'all' | 'done' | 'failed' | 'cancelled';
@@ -24,15 +23,15 @@ function BarChart(props: {
 }): ReactNode {
   const max = Math.max(1, ...props.bars.map((b) => b.value));
   const rowH = 28;
-  const width = 560;
-  const labelW = 150;
+  const width = 640;
+  const labelW = 220;
   const h = props.bars.length * rowH + 8;
   return (
     <figure className="chart">
       <figcaption>{props.title}</figcaption>
       <svg viewBox={`0 0 ${width} ${h}`} width="100%" role="img" aria-label={props.title}>
         {props.bars.map((b, i) => {
-          const w = ((width - labelW - 90) * b.value) / max;
+          const w = ((width - labelW - 150) * b.value) / max;
           const y = i * rowH + 4;
           return (
             <g key={b.label}>
@@ -66,7 +65,7 @@ function BarChart(props: {
 function PortMap(): ReactNode {
   const { t } = useI18n();
   const { view } = useApp();
-  const hubs = new Map<string, { label: string; udid: string; state: string; name: string }[]>();
+  const hubs = new Map<string, { label: string; udid: string; state: DeviceState; name: string }[]>();
   for (const d of view.devices.values()) {
     if (!d.attached) continue;
     const port = d.summary?.port ?? null;
@@ -95,12 +94,13 @@ function PortMap(): ReactNode {
               {ports
                 .sort((a, b) => a.label.localeCompare(b.label, 'en', { numeric: true }))
                 .map((p) => {
-                  const d = view.devices.get(p.udid);
                   return (
                     <li key={p.udid} className={`port-cell state-${p.state}`} data-state={p.state}>
-                      <span className="port-no">{d !== undefined ? (portLabel(t, d) ?? '—') : '—'}</span>
+                      <span className="port-no">
+                        {/^\d+$/.test(p.label) ? t('station.port', { port: p.label }) : t('report.portUnknown')}
+                      </span>
                       <span className="port-name">{p.name}</span>
-                      <span className="port-state">{t(`state.${d?.state ?? 'attached'}`)}</span>
+                      <span className="port-state">{t(`state.${p.state}`)}</span>
                     </li>
                   );
                 })}
@@ -149,7 +149,7 @@ export function ReportsScreen(): ReactNode {
   const steps = (report?.throughput.steps ?? []).map((s) => ({
     label: isStepId(s.step) ? t(`step.${s.step}`) : s.step,
     value: s.p50Ms,
-    text: `${formatDuration(s.p50Ms)} (p90 ${formatDuration(s.p90Ms)})`,
+    text: `${formatShortDuration(s.p50Ms)} (p90 ${formatShortDuration(s.p90Ms)})`,
   }));
 
   const csv = (encoding: 'utf-8' | 'shift_jis'): void => {

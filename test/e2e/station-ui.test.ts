@@ -1,0 +1,215 @@
+/**
+ * The UI end to end (issue #7 B): Debian Chromium (playwright-core) against `kitting serve --port 0
+ * --simulate 8 --mdm-dev` with a fresh data folder. A technician's session in order: 8 tiles
+ * appear; an identity and a blueprint are made through the UI; the batch runs and all 8 finish,
+ * one of them unplugged mid-run (its tile asks for it back) and plugged back; a Shift_JIS CSV with
+ * one bad row gets its line named; the language switches; the server refuses requests without the
+ * token. Every screen is saved to test-results/screenshots/.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import iconv from 'iconv-lite';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ControlClient } from '../../src/simulator/index.ts';
+import { launchChromium } from '../helpers/browser.ts';
+import { ROOT, buildRenderer, startServe, type ServeProcess } from './serve-process.ts';
+
+const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
+
+let serve: ServeProcess;
+let browser: Browser;
+let page: Page;
+const pageErrors: string[] = [];
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function nav(screen: string): Promise<void> {
+  await page.locator(`nav button[data-screen="${screen}"]`).click();
+}
+
+beforeAll(async () => {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  buildRenderer();
+  serve = await startServe(8, ['--mdm-dev']);
+  browser = await launchChromium();
+  const context = await browser.newContext({ locale: 'ja-JP', viewport: { width: 1400, height: 900 } });
+  page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(m.text());
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await serve?.stop();
+});
+
+describe('station UI', () => {
+  it('shows a tile for each of the 8 virtual iPads, in Japanese by default', async () => {
+    await page.goto(serve.url);
+    await expect.poll(() => page.locator('li.tile').count(), { timeout: 30_000 }).toBe(8);
+    expect(await page.locator('html').getAttribute('lang')).toBe('ja');
+    await expect
+      .poll(() => page.locator('li.tile .mono').first().textContent(), { timeout: 30_000 })
+      .toMatch(/^[A-Z0-9]{10,12}$/);
+    await expect.poll(() => page.locator('.link-open').count()).toBe(1);
+    await shot('station-ja-idle');
+  });
+
+  it('creates an organization identity through the UI and shows its fingerprint', async () => {
+    await nav('organizations');
+    await page.locator('input[name="org"]').fill('テスト学園');
+    await page.getByRole('button', { name: '監視用IDを作成' }).click();
+    await expect.poll(() => page.locator('tr', { hasText: 'テスト学園' }).count(), { timeout: 30_000 }).toBe(1);
+    const fp = await page.locator('tr', { hasText: 'テスト学園' }).locator('.fingerprint').textContent();
+    expect(fp).toMatch(/^([0-9A-F]{2}:){7}[0-9A-F]{2}/);
+    await shot('organizations-ja');
+  });
+
+  it('creates a blueprint with the editor, validated by the station field by field', async () => {
+    await nav('blueprints');
+    await page.getByRole('button', { name: '新規作成' }).click();
+    // Empty name and no identity: the station's validation names the fields.
+    await expect.poll(() => page.locator('[data-field="name"] .field-error').count(), { timeout: 10_000 }).toBe(1);
+    expect(await page.getByTestId('validation').textContent()).toContain('件の項目を修正してください');
+    await shot('blueprint-editor-errors-ja');
+    await page.locator('#f-name').fill('e2e-cart');
+    const option = page.locator('#f-organization\\.identityId option', { hasText: 'テスト学園' });
+    const value = await option.getAttribute('value');
+    await page.locator('#f-organization\\.identityId').selectOption(value ?? '');
+    await page.locator('#f-organization\\.displayName').fill('テスト学園 情報室');
+    await page.locator('#f-naming\\.template').fill('iPad-{n:3}');
+    expect(await page.locator('.preview').textContent()).toContain('iPad-001');
+    await expect
+      .poll(() => page.getByTestId('validation').textContent(), { timeout: 10_000 })
+      .toContain('問題はありません');
+    await shot('blueprint-editor-ja');
+    await page.getByRole('button', { name: '保存', exact: true }).click();
+    await expect
+      .poll(() => page.locator('table.list tr', { hasText: 'e2e-cart' }).count(), { timeout: 10_000 })
+      .toBe(1);
+  });
+
+  it('runs the blueprint on all 8; one unplugged mid-run asks to be plugged back, then all finish', async () => {
+    await nav('station');
+    await expect.poll(() => page.locator('.batch-bar select option', { hasText: 'e2e-cart' }).count()).toBe(1);
+    await page.locator('.batch-bar select').selectOption('e2e-cart');
+    await page.getByRole('button', { name: 'すべて選択' }).click();
+    expect(await page.locator('li.tile[aria-selected="true"]').count()).toBe(8);
+    await page.getByRole('button', { name: '準備を開始' }).click();
+
+    const running = page.locator('li.tile[data-state="running"]').first();
+    await running.waitFor({ timeout: 30_000 });
+    const udid = (await running.getAttribute('data-udid')) ?? '';
+    expect(udid).not.toBe('');
+    const control = new ControlClient(serve.control);
+    await control.request('POST', `/devices/${udid}/unplug`);
+    const tile = page.locator(`li.tile[data-udid="${udid}"]`);
+    await expect
+      .poll(() => tile.getByTestId('next-action').textContent(), { timeout: 30_000 })
+      .toBe('もう一度接続してください');
+    await shot('station-ja-unplugged');
+    await control.request('POST', `/devices/${udid}/replug`);
+
+    await expect
+      .poll(() => page.locator('li.tile[data-state="done"]').count(), { timeout: 150_000, interval: 1000 })
+      .toBe(8);
+    expect(await tile.getByTestId('next-action').textContent()).toBe('完了 — 取り外せます');
+    await shot('station-ja-done');
+  }, 180_000);
+
+  it('opens the device detail with its properties and step timeline', async () => {
+    await page.locator('li.tile').first().getByRole('button', { name: '詳細を見る' }).click();
+    await expect.poll(() => page.locator('h2', { hasText: '端末の詳細' }).count()).toBe(1);
+    await expect.poll(() => page.locator('.job tbody tr').count(), { timeout: 20_000 }).toBeGreaterThan(5);
+    await expect.poll(() => page.locator('.props dd').nth(2).textContent(), { timeout: 20_000 }).not.toBe('—');
+    await shot('device-detail-ja');
+    await page.getByRole('button', { name: /ステーションに戻る/ }).click();
+  });
+
+  it('names the bad row of a Shift_JIS CSV, then imports a good one', async () => {
+    await nav('plans');
+    const bad = iconv.encode(
+      'シリアル番号,端末名,資産管理番号\r\nDMPXK1AAAA01,１年１組-01,A-001\r\nBAD!,１年１組-02,A-002\r\nDMPXK1AAAA03,１年１組-03,A-003\r\n',
+      'shift_jis',
+    );
+    await page.getByTestId('plan-file').setInputFiles({ name: 'class1.csv', mimeType: 'text/csv', buffer: bad });
+    await expect.poll(() => page.getByTestId('plan-bad-rows').count(), { timeout: 10_000 }).toBe(1);
+    const rows = page.getByTestId('plan-bad-rows').locator('tbody tr');
+    expect(await rows.count()).toBe(1);
+    expect(await rows.first().textContent()).toContain('3行目');
+    await shot('plans-bad-row-ja');
+    const good = iconv.encode(
+      'シリアル番号,端末名,資産管理番号\r\nDMPXK1AAAA01,１年１組-01,A-001\r\nDMPXK1AAAA02,１年１組-02,A-002\r\n',
+      'shift_jis',
+    );
+    await page.getByTestId('plan-file').setInputFiles({ name: 'class1.csv', mimeType: 'text/csv', buffer: good });
+    await expect.poll(() => page.getByTestId('plan-preview').textContent(), { timeout: 10_000 }).toContain('Shift_JIS');
+    await page.getByRole('button', { name: '2行を読み込む' }).click();
+    await expect.poll(() => page.locator('table.list tr', { hasText: 'class1' }).count(), { timeout: 10_000 }).toBe(1);
+    await shot('plans-ja');
+  });
+
+  it('shows the report with the 8 results, charts and the port map', async () => {
+    await nav('reports');
+    await expect.poll(() => page.getByTestId('report-table').locator('tbody tr').count(), { timeout: 10_000 }).toBe(8);
+    expect(await page.locator('figure.chart').count()).toBe(2);
+    expect(await page.locator('.port-cell').count()).toBe(8);
+    await shot('reports-ja');
+  });
+
+  it('shows the settings with the data folder', async () => {
+    await nav('settings');
+    await expect.poll(() => page.getByTestId('data-dir').textContent(), { timeout: 10_000 }).toBe(serve.dataDir);
+    await shot('settings-ja');
+  });
+
+  it('switches to English everywhere, with the lang attribute', async () => {
+    await page.getByRole('button', { name: 'English' }).click();
+    expect(await page.locator('html').getAttribute('lang')).toBe('en');
+    await shot('settings-en');
+    await nav('station');
+    await expect
+      .poll(() => page.locator('li.tile').first().getByTestId('next-action').textContent())
+      .toBe('Done — unplug it');
+    expect(await page.locator('nav').textContent()).toContain('Blueprints');
+    await shot('station-en-done');
+    for (const screen of ['blueprints', 'organizations', 'plans', 'reports']) {
+      await nav(screen);
+      await page.waitForTimeout(300);
+      await shot(`${screen}-en`);
+      // No Japanese word left in the English UI (data such as the org name aside).
+      const text = (await page.locator('main').innerText()).replace(
+        /テスト学園[^\n]*|１年１組[^\n]*|class1[^\n]*/g,
+        '',
+      );
+      expect(text, screen).not.toMatch(/[\u3040-\u30ff]/);
+    }
+  });
+
+  it('has no page errors and no CSP violations', () => {
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('the headless server refuses requests without the token', async () => {
+    const r = await fetch(`${serve.origin}/api/command/devices.states`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(r.status).toBe(401);
+    const page2 = await (await browser.newContext()).newPage();
+    const res = await page2.goto(serve.origin);
+    expect(res?.status()).toBe(401);
+    const ok = await fetch(`${serve.origin}/api/command/devices.states`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${serve.token}` },
+      body: '{}',
+    });
+    expect(ok.status).toBe(200);
+  });
+});
