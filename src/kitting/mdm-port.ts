@@ -75,7 +75,11 @@ export async function openMdmClient(
   if (url === undefined || !hasStationToken(db) || vault === null) return null;
   const v = typeof vault === 'function' ? await vault() : vault;
   const token = await loadStationToken(db, v);
-  return new MdmClient({ baseUrl: url, token, ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}) });
+  return new MdmClient({
+    baseUrl: url,
+    token,
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+  });
 }
 
 /** The port over a client. */

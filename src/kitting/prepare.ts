@@ -36,7 +36,16 @@ import { createPlanLookup } from './plans.ts';
 import type { KitDevice } from './device-port.ts';
 import { createRunner, systemClock, type JobEvent, type RetryPolicy, type RunnerClock } from './runner.ts';
 import { BatchScheduler, type DeviceOutcome, type HubOf, type SchedulerEvent } from './scheduler.ts';
-import { fileProfileLoader, type PlanEntry, type ProfileLoader, type SupervisorAccess } from './steps.ts';
+import {
+  createSteps,
+  fileProfileLoader,
+  type PlanEntry,
+  type ProfileLoader,
+  type StepDefinition,
+  type SupervisorAccess,
+} from './steps.ts';
+import { appendAudit } from '../store/audit.ts';
+import { mdmEnrollmentProfileSource, mdmPortOf, openMdmClient, resolveMdmEnrollmentUrl } from './mdm-port.ts';
 
 const log = createLogger('kitting/prepare');
 
@@ -72,6 +81,8 @@ export interface PrepareDeps {
   readonly retry?: Partial<RetryPolicy>;
   /** How long the erase step waits for the device to come back (runner default: 15 minutes). */
   readonly eraseReturnTimeoutMs?: number;
+  /** The pipeline (default the steps without an MDM: check-mdm records "not checked"). */
+  readonly steps?: readonly StepDefinition[];
 }
 
 /** Input of {@link prepareDevices}. */
@@ -153,6 +164,7 @@ export async function prepareDevices(
     ...(deps.planFor !== undefined ? { planFor: deps.planFor } : {}),
     ...(deps.retry !== undefined ? { retry: deps.retry } : {}),
     ...(deps.eraseReturnTimeoutMs !== undefined ? { eraseReturnTimeoutMs: deps.eraseReturnTimeoutMs } : {}),
+    ...(deps.steps !== undefined ? { steps: deps.steps } : {}),
   });
   const scheduler = new BatchScheduler({
     mode: input.mode ?? 'batch',
@@ -223,6 +235,15 @@ export interface PrepareRequest {
   readonly returnTimeoutMs?: number;
   /** How long the erase step waits for the device (default 15 minutes). */
   readonly eraseReturnTimeoutMs?: number;
+  /**
+   * The technician explicitly asks for a forced inactivation in the MDM of registered, active
+   * devices being erased for re-kitting (`--force-inactivate`); see `createCheckMdm` in steps.ts.
+   */
+  readonly forceInactivate?: boolean;
+  /** Who asked (audit log): `cli` (default), `app`, `server`. */
+  readonly actor?: string;
+  /** Per-request timeout of MDM calls in ms (default 10 s). */
+  readonly mdmTimeoutMs?: number;
 }
 
 /**
@@ -255,19 +276,32 @@ export async function prepareStation(
   const ports = new Map<string, ClosableKitDevice>();
   try {
     const resolved = resolveBlueprint(db, request.blueprint);
-    const blueprint = resolved.blueprint;
     const baseDir = resolved.path !== undefined ? path.dirname(path.resolve(resolved.path)) : process.cwd();
-    const identities = new IdentityService({
-      db,
-      actor: 'cli',
-      vault:
-        injected ??
-        (() =>
-          PassphraseVault.open({
-            dataDir: env.dataDir,
-            passphrase: passphrase ?? '',
-            create: countIdentities(db) === 0,
-          })),
+    const openVault =
+      injected !== undefined
+        ? () => Promise.resolve(injected)
+        : () =>
+            PassphraseVault.open({
+              dataDir: env.dataDir,
+              passphrase: passphrase ?? '',
+              create: countIdentities(db) === 0,
+            });
+    const identities = new IdentityService({ db, actor: request.actor ?? 'cli', vault: injected ?? openVault });
+    // The MDM (issue #6): check-mdm, the staged profile and the group URL. Without a vault (no
+    // passphrase) the token stays sealed: the run is an offline one.
+    const mdmVault = injected !== undefined || passphrase !== null ? openVault : null;
+    const client = await openMdmClient(db, mdmVault, { timeoutMs: request.mdmTimeoutMs ?? 10_000 });
+    const mdmDeps = { db, client, vault: mdmVault };
+    const urlResolution = await resolveMdmEnrollmentUrl(mdmDeps, resolved.blueprint);
+    const blueprint = urlResolution.blueprint;
+    if (urlResolution.source !== 'as-written')
+      log.info('enrollment URL from the MDM', { source: urlResolution.source });
+    const actor = request.actor ?? 'cli';
+    const steps = createSteps({
+      mdm: client === null ? null : mdmPortOf(client),
+      forceInactivate: request.forceInactivate === true,
+      audit: (action, subject, details) =>
+        appendAudit(db, { at: new Date().toISOString(), actor, action, subject, details }),
     });
     const activationUrl = request.activationUrl ?? process.env.KITTING_ACTIVATION_URL;
     return await prepareDevices(
@@ -275,7 +309,8 @@ export async function prepareStation(
         db,
         watcher: env.watcher,
         supervisor: identitySupervisor(identities, injected !== undefined || passphrase !== null),
-        profiles: fileProfileLoader({ baseDir }),
+        profiles: fileProfileLoader({ baseDir, fetchEnrollmentProfile: mdmEnrollmentProfileSource(mdmDeps) }),
+        steps,
         planFor: createPlanLookup(db),
         deviceFor: (udid) => {
           let port = ports.get(udid);

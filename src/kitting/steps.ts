@@ -21,6 +21,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { modelName } from '../device/models.ts';
+import type { MdmDevice } from '../mdm/client.ts';
 import { KitError, hasCode, type ErrorCode } from '../errors.ts';
 import { decodePlist, isPlistDict, readSignedPlist, type PlistDict, type PlistValue } from '../plist/index.ts';
 import type { JsonObject, JsonValue } from '../store/jobs.ts';
@@ -32,6 +33,7 @@ import {
   type CloudConfigDifference,
 } from './cloud-config.ts';
 import { isActivated, type DeviceInspection, type KitDevice, type SupervisorSigner } from './device-port.ts';
+import { isMdmUnavailable, type MdmPort } from './mdm-port.ts';
 import { renderName } from './naming.ts';
 
 /** The ids of the pipeline's steps, in order. */
@@ -89,7 +91,7 @@ export interface PlanEntry {
 }
 
 /** Kinds of facts a job records (`identify`, `inspect`). */
-export type FactKind = 'identity' | 'inspection';
+export type FactKind = 'identity' | 'inspection' | 'mdm';
 
 /**
  * Everything a step may use. Built by the runner per job (and rebuilt on resume); the methods that
@@ -407,16 +409,127 @@ const identify: StepDefinition = {
   },
 };
 
-const checkMdm: StepDefinition = {
-  id: 'check-mdm',
-  title: { ja: 'MDM登録状況の確認', en: 'Check the MDM registration' },
-  isDone: () => Promise.resolve(false),
-  run(ctx) {
-    // No MDM client is connected to the runner yet: record "not checked"; every policy goes on
-    // when the check cannot be made (domain.md step 2, offline case).
-    return Promise.resolve({ status: 'done', details: { mdm: 'not-checked', policy: ctx.blueprint.mdmCheck } });
-  },
-};
+/** What check-mdm may do beyond asking (see {@link createCheckMdm}). */
+export interface CheckMdmOptions {
+  /** The MDM, or null when sync is not configured (or the vault is locked): "not checked". */
+  readonly mdm: MdmPort | null;
+  /**
+   * The technician asked for a forced inactivation of a registered, active device being re-kitted
+   * (`--force-inactivate`, the contract's `forceInactivate`). Honoured only with a blueprint that
+   * allows erasing and a confirmed erase.
+   */
+  readonly forceInactivate?: boolean;
+  /** Writes the audit-log row of a forced inactivation (the station's audit log). */
+  readonly audit?: (action: string, subject: string, details: JsonObject) => void;
+}
+
+/**
+ * The `check-mdm` step (domain.md step 2). Policies of the blueprint's `mdmCheck`:
+ * - `off`: skipped, the MDM is not asked.
+ * - any other policy when the MDM cannot be asked (offline, timeout, 5xx, token refused, not
+ *   configured): "not checked" is recorded (an `mdm` fact) and the run goes on — **also with
+ *   `block`**: the MDM itself refuses a second registration of an active serial when the device
+ *   enrolls (409 `mdm/already-registered`), so nothing can be registered twice; the report shows
+ *   the device as not checked.
+ * - `warn`: a registered, active serial is recorded as a warning fact (`kitting/mdm-registered`)
+ *   and the run goes on.
+ * - `block`: a registered, active serial fails the job with `kitting/mdm-registered` ("inactivate
+ *   in the MDM first"), unless a forced inactivation was requested (`forceInactivate`), the
+ *   blueprint allows erasing and the erase is confirmed: then the MDM is asked to force; it refuses
+ *   while it can still reach the device (`mdm/force-not-allowed`, whose guidance is the normal
+ *   inactivation), and a granted one is written to the audit log.
+ * An inactive or unknown serial passes under every policy.
+ */
+export function createCheckMdm(options: CheckMdmOptions): StepDefinition {
+  return {
+    id: 'check-mdm',
+    title: { ja: 'MDM登録状況の確認', en: 'Check the MDM registration' },
+    isDone: () => Promise.resolve(false),
+    async run(ctx) {
+      const policy = ctx.blueprint.mdmCheck;
+      if (policy === 'off') return { status: 'skipped', details: { mdm: 'off', policy } };
+      const serialFact = ctx.lastFacts('identity')?.serial;
+      const serial = typeof serialFact === 'string' ? serialFact : (await ctx.device.identify()).serial;
+      const notChecked = (reason: string): StepOutcome => {
+        const facts: JsonObject = { mdm: 'not-checked', reason, policy, serial };
+        ctx.recordFacts('mdm', facts);
+        return { status: 'done', details: facts };
+      };
+      if (options.mdm === null) return notChecked('mdm/unconfigured');
+      let record: MdmDevice | null;
+      try {
+        record = await options.mdm.getDevice(serial);
+      } catch (err) {
+        if (isMdmUnavailable(err)) return notChecked((err as KitError).code);
+        throw err;
+      }
+      if (record === null || record.state !== 'active') {
+        const facts: JsonObject = {
+          mdm: record === null ? 'not-registered' : 'inactive',
+          policy,
+          serial,
+          licenseConsumed: record?.licenseConsumed ?? false,
+        };
+        ctx.recordFacts('mdm', facts);
+        return { status: 'done', details: facts };
+      }
+      const registered: JsonObject = {
+        serial,
+        groupId: record.groupId,
+        reachable: record.reachable,
+        enrollment: record.enrollment.status,
+        registeredAt: record.registeredAt,
+      };
+      if (policy === 'warn') {
+        const facts: JsonObject = { mdm: 'registered', policy, warning: 'kitting/mdm-registered', ...registered };
+        ctx.recordFacts('mdm', facts);
+        return { status: 'done', details: facts };
+      }
+      const mayForce = options.forceInactivate === true && ctx.blueprint.eraseIfNeeded && ctx.confirmedErase;
+      if (!mayForce) {
+        ctx.recordFacts('mdm', { mdm: 'registered', policy, ...registered });
+        throw new KitError(
+          'kitting/mdm-registered',
+          `${serial} is registered and active in the MDM (group ${record.groupId}): inactivate it in the MDM first`,
+          {
+            udid: ctx.job.udid,
+            details: {
+              serial,
+              groupId: record.groupId,
+              forceRequested: options.forceInactivate === true,
+              eraseAllowed: ctx.blueprint.eraseIfNeeded,
+              eraseConfirmed: ctx.confirmedErase,
+            },
+          },
+        );
+      }
+      let after: MdmDevice;
+      try {
+        after = await options.mdm.inactivate(serial, { force: true });
+      } catch (err) {
+        if (isMdmUnavailable(err)) return notChecked((err as KitError).code);
+        throw err;
+      }
+      const facts: JsonObject = {
+        mdm: 'force-inactivated',
+        policy,
+        ...registered,
+        state: after.state,
+        inactivatedAt: after.inactivation?.at ?? null,
+      };
+      options.audit?.('mdm/force-inactivated', serial, {
+        udid: ctx.job.udid,
+        jobId: ctx.job.id,
+        groupId: record.groupId,
+      });
+      ctx.recordFacts('mdm', facts);
+      return { status: 'done', details: facts };
+    },
+  };
+}
+
+/** The step as it runs without an MDM connection: "not checked" under every policy but `off`. */
+const checkMdm: StepDefinition = createCheckMdm({ mdm: null });
 
 const pair: StepDefinition = {
   id: 'pair',
@@ -673,6 +786,12 @@ export const STEPS: readonly StepDefinition[] = [
   personalize,
   finish,
 ];
+
+/** The pipeline with check-mdm connected to the MDM (see {@link createCheckMdm}). */
+export function createSteps(options: CheckMdmOptions): readonly StepDefinition[] {
+  const check = createCheckMdm(options);
+  return STEPS.map((s) => (s.id === 'check-mdm' ? check : s));
+}
 
 /** The step with this id. */
 export function stepById(id: string): StepDefinition | undefined {
