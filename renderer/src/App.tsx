@@ -30,7 +30,7 @@ const NAV_KEYS: Readonly<Record<ScreenId, MessageKey>> = {
 const NAV_ICONS: Readonly<Record<ScreenId, string>> = {
   station: '▦',
   blueprints: '☰',
-  organizations: '⚿',
+  organizations: '◈',
   plans: '#',
   reports: '▤',
   settings: '⚙',

@@ -269,7 +269,7 @@ function Field(props: {
       <label htmlFor={`f-${props.id}`}>{props.label}</label>
       {props.children}
       {props.hint !== undefined ? <p className="hint">{props.hint}</p> : null}
-      {props.forced !== undefined ? <p className="hint forced">🔒 {props.forced}</p> : null}
+      {props.forced !== undefined ? <p className="hint forced">※ {props.forced}</p> : null}
       {mine.map((i, k) => (
         <p key={k} className="field-error" id={`e-${props.id}`}>
           ✕ {i.message[lang]}
@@ -451,7 +451,7 @@ function Editor(props: {
           label={t('bp.mandatoryEnrollment')}
           checked={f.mandatoryEnrollment}
           onChange={(v) => set('mandatoryEnrollment', v)}
-          hint={`🔒 ${t('bp.forcedOn')}`}
+          hint={`※ ${t('bp.forcedOn')}`}
           issues={issues}
         />
         <Check
@@ -459,7 +459,7 @@ function Editor(props: {
           label={t('bp.mdmRemovable')}
           checked={f.mdmRemovable}
           onChange={(v) => set('mdmRemovable', v)}
-          hint={`🔒 ${t('bp.forcedOff')}`}
+          hint={`※ ${t('bp.forcedOff')}`}
           issues={issues}
         />
         <Check

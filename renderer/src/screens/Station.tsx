@@ -25,8 +25,8 @@ type Blueprint = CommandResult<'blueprints.list'>[number];
 /** Tone, icon: never color alone. */
 const STATE_LOOK: Readonly<Record<DeviceState, { tone: string; icon: string }>> = {
   attached: { tone: 'neutral', icon: '◌' },
-  'trust-pending': { tone: 'attention', icon: '✋' },
-  locked: { tone: 'attention', icon: '🔒' },
+  'trust-pending': { tone: 'attention', icon: '☝' },
+  locked: { tone: 'attention', icon: '⊘' },
   ready: { tone: 'neutral', icon: '○' },
   running: { tone: 'busy', icon: '⟳' },
   waiting: { tone: 'attention', icon: '⏸' },
