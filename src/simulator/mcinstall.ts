@@ -23,6 +23,7 @@ import { isPlistDict, type PlistDict, type PlistValue } from '../plist/index.ts'
 import { applyForcedValues, isSupervisorCertificate, wronglyTypedKey } from './cloud-config.ts';
 import { verifyAttachedCms } from './cms.ts';
 import type { VirtualDevice } from './device.ts';
+import { checkInInstalledProfile, checkOutProfile } from './mdm-checkin.ts';
 import { PlistConnection } from './plist-conn.ts';
 import { parseProfile, profileListReply, removeProfileIdentifier, type ProfileSource } from './profiles.ts';
 import type { ServeOptions } from './services.ts';
@@ -103,12 +104,12 @@ export function serveMcInstall(device: VirtualDevice, socket: Socket, options: S
   untrack = device.track(conn);
 }
 
-function install(
+async function install(
   device: VirtualDevice,
   payload: PlistValue | undefined,
   source: ProfileSource,
   interactive: boolean,
-): PlistDict {
+): Promise<PlistDict> {
   if (payload === undefined) return { Status: 'ErrorPayloadEmpty' };
   if (!Buffer.isBuffer(payload)) return mcError(14000);
   if (payload.length === 0) return { Status: 'ErrorPayloadEmpty' };
@@ -116,12 +117,23 @@ function install(
   const parsed = parseProfile(payload, source);
   if ('problem' in parsed) return mcError(parsed.problem.code, parsed.problem.text);
   // During Setup Assistant nobody needs to approve; afterwards an interactive install waits in Settings.
-  if (interactive && device.setupComplete) device.queueProfile(parsed.profile);
-  else device.installProfile(parsed.profile);
+  if (interactive && device.setupComplete) {
+    device.queueProfile(parsed.profile);
+    return ACK;
+  }
+  // An MDM payload checks the device in first; a refused check-in fails the installation.
+  const checkIn = await checkInInstalledProfile(device, payload, parsed.profile.identifier);
+  if (checkIn?.status === 'failed') return mcError(4001, `The MDM server refused the check-in: ${checkIn.error ?? ''}`);
+  device.installProfile(parsed.profile);
   return ACK;
 }
 
-function handle(device: VirtualDevice, s: McSession, req: PlistDict, conn: PlistConnection): PlistDict {
+function handle(
+  device: VirtualDevice,
+  s: McSession,
+  req: PlistDict,
+  conn: PlistConnection,
+): PlistDict | Promise<PlistDict> {
   const type = typeof req.RequestType === 'string' ? req.RequestType : undefined;
   switch (type) {
     case 'HelloHostIdentifier':
@@ -198,7 +210,9 @@ function handle(device: VirtualDevice, s: McSession, req: PlistDict, conn: Plist
     case 'RemoveProfile': {
       const id = removeProfileIdentifier(req.ProfileIdentifier);
       if (id === undefined) return mcError(14000);
-      return device.removeProfile(id) ? ACK : mcError(4024);
+      const removed = device.profiles.find((p) => p.identifier === id);
+      if (!device.removeProfile(id)) return mcError(4024);
+      return removed === undefined ? ACK : checkOutProfile(device, removed.bytes).then(() => ACK);
     }
     case 'GetProfileList':
       return profileListReply(device.profiles);
@@ -224,6 +238,7 @@ function handle(device: VirtualDevice, s: McSession, req: PlistDict, conn: Plist
       conn.afterReply(
         async () => {
           await device.timing.wait('detach');
+          for (const p of device.profiles) await checkOutProfile(device, p.bytes, { always: true });
           device.powerEvent('erase');
         },
         { alsoWhenDropped: true },

@@ -9,6 +9,12 @@
  * with `SignMessage` the body's detached CMS signature by that identity goes in the `Mdm-Signature`
  * header (base64), which is how a server without client TLS knows the device.
  *
+ * The same check-in happens whichever way the profile arrived: from the enrollment URL at Setup
+ * Assistant, staged with `StoreProfile` and installed when Setup Assistant completes, or installed
+ * over MCInstall (`InstallProfile` during Setup Assistant, `InstallProfileSilent`). `CheckOut`
+ * (`UDID`, `Topic`) is sent when such a profile is removed (`CheckOutWhenRemoved`) and when the
+ * device is erased ({@link checkOutProfile}).
+ *
  * Only plain-HTTP loopback check-in URLs are contacted (the virtual fleet talks to local test
  * servers); other URLs are left alone (`skipped`). A non-200 answer is a failed enrollment: a real
  * device refuses to install the MDM profile when the server rejects `Authenticate`.
@@ -198,4 +204,92 @@ export async function checkInAfterInstall(
   } finally {
     device.log.info('mdm check-in', { status: record.status, messages: record.messages });
   }
+}
+
+/**
+ * Sends `CheckOut` for an MDM profile being removed (or wiped with the device) when its payload has
+ * `CheckOutWhenRemoved` (erase: `always`). Returns undefined for a profile without an MDM payload
+ * or without the flag. Never throws: failures are recorded (the profile goes anyway).
+ */
+export async function checkOutProfile(
+  device: VirtualDevice,
+  profileBytes: Buffer,
+  options: { always?: boolean } = {},
+): Promise<CheckInRecord | undefined> {
+  const found = mdmPayloadOf(profileBytes);
+  if (found === undefined) return undefined;
+  const { mdm, payloads } = found;
+  if (mdm.CheckOutWhenRemoved !== true && options.always !== true) return undefined;
+  const target = typeof mdm.CheckInURL === 'string' ? mdm.CheckInURL : mdm.ServerURL;
+  const record: CheckInRecord = {
+    status: 'failed',
+    url: typeof target === 'string' ? target : '',
+    messages: [],
+    httpStatus: null,
+    error: null,
+    at: new Date().toISOString(),
+  };
+  try {
+    const url = new URL(record.url);
+    if (url.protocol !== 'http:' || !LOOPBACK.has(url.hostname)) {
+      record.status = 'skipped';
+      return record;
+    }
+    const body = encodeXml({
+      MessageType: 'CheckOut',
+      Topic: typeof mdm.Topic === 'string' ? mdm.Topic : '',
+      UDID: device.identity.udid,
+    });
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/x-apple-aspen-mdm-checkin',
+      'User-Agent': 'MDM/1.0',
+    };
+    if (mdm.SignMessage === true) {
+      const identity = identityOf(payloads, mdm.IdentityCertificateUUID);
+      headers['Mdm-Signature'] = detachedSignature(body, identity.certPem, identity.keyPem);
+    }
+    const answer = await put(url, body, headers);
+    record.httpStatus = answer.status;
+    if (answer.status !== 200) {
+      record.error = `CheckOut answered HTTP ${answer.status}`;
+      return record;
+    }
+    record.messages.push('CheckOut');
+    record.status = 'enrolled';
+    return record;
+  } catch (err) {
+    record.error = err instanceof Error ? err.message : String(err);
+    return record;
+  } finally {
+    device.log.info('mdm check-out', { status: record.status });
+  }
+}
+
+/**
+ * Checks in after a profile installed other than through the enrollment URL (staged, MCInstall):
+ * records the check-in in `state.enrollment` when the device has no enrollment record yet (or the
+ * record is of an earlier staged/MCInstall install). Returns the check-in, undefined for a profile
+ * without an MDM payload.
+ */
+export async function checkInInstalledProfile(
+  device: VirtualDevice,
+  profileBytes: Buffer,
+  identifier: string,
+): Promise<CheckInRecord | undefined> {
+  const checkIn = await checkInAfterInstall(device, profileBytes);
+  if (checkIn === undefined) return undefined;
+  if (device.enrollment === null || device.enrollment.url === checkIn.url) {
+    device.enrollment = {
+      url: checkIn.url,
+      status: checkIn.status === 'failed' ? 'failed' : 'installed',
+      httpStatus: checkIn.httpStatus,
+      attempts: 0,
+      authenticated: false,
+      profileIdentifier: identifier,
+      error: checkIn.error,
+      at: checkIn.at,
+      checkIn,
+    };
+  }
+  return checkIn;
 }

@@ -9,8 +9,9 @@
  * `AnchorCertificates` (else the system roots); plain HTTP only to a loopback host. A 401 with
  * `WWW-Authenticate: Basic` makes the device ask for a user name and password and post again with
  * them; a 200 with `application/x-apple-aspen-config` is the enrollment profile (signed or not),
- * installed at once. Then a stored profile (`StoreProfile`) is installed, the skipped panes are
- * recorded and setup is complete.
+ * installed at once. Then a stored profile (`StoreProfile`) is installed — one with an MDM payload
+ * checks in first, as the enrollment URL's does, and a refused check-in fails setup — the skipped
+ * panes are recorded and setup is complete.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -18,7 +19,7 @@ import { KitError } from '../errors.ts';
 import { encodeXml, type PlistDict } from '../plist/index.ts';
 import { derToPem, signAttachedCms } from './cms.ts';
 import type { EnrollmentRecord, VirtualDevice } from './device.ts';
-import { checkInAfterInstall } from './mdm-checkin.ts';
+import { checkInAfterInstall, checkInInstalledProfile } from './mdm-checkin.ts';
 import { parseProfile } from './profiles.ts';
 
 /** Credentials typed at the Remote Management pane. */
@@ -200,6 +201,17 @@ export async function completeSetup(device: VirtualDevice, credentials?: SetupCr
   }
   const stored = device.storedProfile;
   if (stored !== null) {
+    const checkIn = await checkInInstalledProfile(device, stored.bytes, stored.identifier);
+    if (checkIn?.status === 'failed') {
+      throw new KitError(
+        'sim/setup-failed',
+        `the MDM server refused the check-in: ${checkIn.error ?? 'unknown reason'}`,
+        {
+          udid: device.udid,
+          details: { url: checkIn.url },
+        },
+      );
+    }
     device.installProfile({ ...stored, source: 'stored', at: new Date().toISOString() });
     installed.push(stored.identifier);
     device.storedProfile = null;
