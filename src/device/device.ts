@@ -56,6 +56,8 @@ export interface OpenDeviceOptions extends PairDeviceOptions {
   pair?: 'if-needed' | 'never';
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
+  /** The attachment to use, when the caller already knows it (default: {@link findDevice}). */
+  device?: UsbmuxDevice;
 }
 
 /** A device with a session-ready lockdown client. Close it with {@link DeviceSession.close}. */
@@ -225,7 +227,7 @@ export async function openDevice(
   udid: string,
   options: OpenDeviceOptions = {},
 ): Promise<DeviceSession> {
-  const device = await findDevice(usbmux, udid);
+  const device = options.device ?? (await findDevice(usbmux, udid));
   let lockdown = await connectLockdown(usbmux, device, options.timeoutMs);
   const mayPair = (options.pair ?? 'if-needed') === 'if-needed';
   const refuse = (why: string): KitError =>

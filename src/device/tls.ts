@@ -4,7 +4,7 @@
  * certificate. Pair certificates are old-style (SHA-1, serial 0, empty DNs), so OpenSSL's security
  * level is lowered to 0; the protocol range follows the device's iOS version.
  */
-import { constants } from 'node:crypto';
+import { constants, createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { KitError } from '../errors.ts';
@@ -45,6 +45,59 @@ export function deviceTlsOptions(
   };
 }
 
+/** Secure contexts by the options that make them (see {@link secureContextFor}). */
+const contexts = new Map<string, tls.SecureContext>();
+/** Distinct pair records of one station are few (one host key per process); this only bounds a leak. */
+const MAX_CONTEXTS = 64;
+/** The options {@link deviceTlsOptions} sets that go into a secure context (the cache key). */
+const CONTEXT_OPTIONS = ['cert', 'key', 'ciphers', 'minVersion', 'maxVersion', 'secureOptions'] as const;
+/** Other context options: with any of them set, tls.connect builds the context itself. */
+const OTHER_CONTEXT_OPTIONS = new Set([
+  'secureContext',
+  'ca',
+  'pfx',
+  'passphrase',
+  'crl',
+  'dhparam',
+  'ecdhCurve',
+  'honorCipherOrder',
+  'secureProtocol',
+  'sigalgs',
+  'privateKeyEngine',
+  'privateKeyIdentifier',
+  'clientCertEngine',
+  'sessionIdContext',
+  'ticketKeys',
+  'sessionTimeout',
+  'allowPartialTrustChain',
+]);
+
+function keyPart(v: unknown): string {
+  if (v === undefined) return '';
+  if (typeof v === 'string' || typeof v === 'number') return `${typeof v}:${v}`;
+  if (Buffer.isBuffer(v)) return `b:${createHash('sha256').update(v).digest('base64')}`;
+  return `j:${createHash('sha256').update(JSON.stringify(v)).digest('base64')}`;
+}
+
+/**
+ * The secure context `tls.connect` would build from `options`, built once per distinct certificate,
+ * key, ciphers, protocol range and secure options (building one parses the key and certificate and
+ * costs about as much as the rest of the handshake on the client side). Options that already carry
+ * a `secureContext`, or set something else a context is made of, get none (tls.connect builds it).
+ */
+function secureContextFor(options: tls.ConnectionOptions): tls.SecureContext | undefined {
+  const o = options as Record<string, unknown>;
+  if (Object.keys(o).some((k) => o[k] !== undefined && OTHER_CONTEXT_OPTIONS.has(k))) return undefined;
+  const id = CONTEXT_OPTIONS.map((k) => keyPart(o[k])).join('|');
+  let context = contexts.get(id);
+  if (context === undefined) {
+    context = tls.createSecureContext(options);
+    if (contexts.size >= MAX_CONTEXTS) contexts.clear();
+    contexts.set(id, context);
+  }
+  return context;
+}
+
 /**
  * Starts TLS as client on `socket` and resolves once the handshake is done.
  * @throws KitError `device/tls-failed` when the handshake fails or the device closes it (often:
@@ -59,7 +112,8 @@ export function startTls(
   const timeoutMs = context.timeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
   const udid = context.udid !== undefined ? { udid: context.udid } : {};
   return new Promise((resolve, reject) => {
-    const secure = tls.connect({ ...options, socket });
+    const secureContext = secureContextFor(options);
+    const secure = tls.connect({ ...options, ...(secureContext !== undefined ? { secureContext } : {}), socket });
     let done = false;
     const finish = (err: KitError | undefined): void => {
       if (done) return;

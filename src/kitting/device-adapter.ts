@@ -21,7 +21,7 @@ import { identityFromValues } from '../device/lockdown.ts';
 import { activateDevice } from '../device/services/activation.ts';
 import { DiagnosticsClient, waitForReturn } from '../device/services/diagnostics.ts';
 import { McInstallClient } from '../device/services/mcinstall.ts';
-import type { UsbmuxClient } from '../device/usbmux.ts';
+import type { UsbmuxClient, UsbmuxDevice } from '../device/usbmux.ts';
 import type { DeviceWatcher } from '../device/watcher.ts';
 import type {
   DeviceIdentification,
@@ -111,10 +111,21 @@ class DeviceAdapter implements ClosableKitDevice {
     this.o = options;
   }
 
+  /**
+   * The current attachment of the device: the watcher's (kept current from usbmuxd's Listen socket),
+   * else usbmuxd's list. Asking usbmuxd for the whole list on every call costs a cart of N devices
+   * N² device entries to encode and decode.
+   * @throws KitError `device/not-found` when it is not attached.
+   */
+  private async locate(): Promise<UsbmuxDevice> {
+    return this.o.watcher.get(this.udid) ?? (await findDevice(this.o.usbmux, this.udid));
+  }
+
   /** A session with the stored pair record; never pairs. Maps a refused session to the port's codes. */
   private async session(): Promise<DeviceSession> {
     try {
       const s = await openDevice(this.o.usbmux, this.udid, {
+        device: await this.locate(),
         pair: 'never',
         ...(this.o.timeoutMs !== undefined ? { timeoutMs: this.o.timeoutMs } : {}),
       });
@@ -141,7 +152,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async identify(): Promise<DeviceIdentification> {
-    const device = await findDevice(this.o.usbmux, this.udid);
+    const device = await this.locate();
     this.lastDeviceId = device.deviceId;
     const lockdown = await connectLockdown(this.o.usbmux, device, this.o.timeoutMs);
     try {
@@ -180,7 +191,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async pair(options: PairOptions): Promise<void> {
-    const device = await findDevice(this.o.usbmux, this.udid);
+    const device = await this.locate();
     this.lastDeviceId = device.deviceId;
     const lockdown = await connectLockdown(this.o.usbmux, device, this.o.timeoutMs);
     try {
@@ -287,7 +298,7 @@ class DeviceAdapter implements ClosableKitDevice {
    * (or the device re-attached since). A transport failure closes the connection for good.
    */
   private async withMc<T>(fn: (client: McInstallClient) => Promise<T>): Promise<T> {
-    const device = await findDevice(this.o.usbmux, this.udid);
+    const device = await this.locate();
     if (this.mc !== undefined && this.mc.deviceId !== device.deviceId) this.dropMc();
     if (this.mc === undefined) {
       const client = await this.withSession((s) =>

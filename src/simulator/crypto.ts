@@ -74,6 +74,32 @@ export interface TlsServerOptions {
   acceptedClientCerts: readonly Buffer[];
 }
 
+/** Server contexts by certificate then key: a device serves every connection with the same pair. */
+const serverContexts = new Map<string, Map<string, tls.SecureContext>>();
+
+/** The device's server context, made once per certificate and key (making one parses both). */
+function serverContext(certPem: Buffer | string, keyPem: string): tls.SecureContext {
+  const certId = typeof certPem === 'string' ? certPem : certPem.toString('base64');
+  let byKey = serverContexts.get(certId);
+  if (byKey === undefined) {
+    // A bound on a leak only: a fleet has one certificate per virtual device.
+    if (serverContexts.size >= 4096) serverContexts.clear();
+    byKey = new Map();
+    serverContexts.set(certId, byKey);
+  }
+  let context = byKey.get(keyPem);
+  if (context === undefined) {
+    context = tls.createSecureContext({
+      cert: certPem,
+      key: keyPem,
+      ciphers: 'DEFAULT:@SECLEVEL=0',
+      minVersion: 'TLSv1',
+    });
+    byKey.set(keyPem, context);
+  }
+  return context;
+}
+
 /**
  * Turns a plain socket into the server side of TLS, the way a device does after `StartSession` or on
  * a service port with `EnableServiceSSL`. Old-style pairing certificates (SHA-1, serial 0, empty
@@ -84,12 +110,7 @@ export function startTlsServer(socket: Socket, options: TlsServerOptions): Promi
   return new Promise((resolve, reject) => {
     let secureContext: tls.SecureContext;
     try {
-      secureContext = tls.createSecureContext({
-        cert: options.certPem,
-        key: options.keyPem,
-        ciphers: 'DEFAULT:@SECLEVEL=0',
-        minVersion: 'TLSv1',
-      });
+      secureContext = serverContext(options.certPem, options.keyPem);
     } catch (err) {
       reject(err instanceof Error ? err : new Error(String(err)));
       return;
