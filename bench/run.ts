@@ -16,6 +16,7 @@ const GROUPS: Record<string, () => Promise<{ run: BenchGroup }>> = {
   csv: () => import('./csv.ts'),
   station: () => import('./station.ts'),
   sync: () => import('./sync.ts'),
+  ui: () => import('./ui.ts'),
 };
 
 const args = process.argv.slice(2);
