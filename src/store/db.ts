@@ -102,6 +102,29 @@ export function withStoreErrors<T>(what: string, fn: () => T): T {
   }
 }
 
+/** Prepared statements per connection and SQL text ({@link stmt}). */
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/**
+ * The statement for `sql` on `db`, prepared on first use and kept for the connection's life
+ * (preparing parses and plans the SQL, which costs more than running a small statement; SQLite
+ * re-prepares a kept statement by itself after a schema change). For SQL texts from a small fixed
+ * set only, and never with `pluck`/`raw`/`expand`/`iterate`, which change or hold the shared statement.
+ */
+export function stmt(db: Db, sql: string): Database.Statement {
+  let bySql = statements.get(db);
+  if (bySql === undefined) {
+    bySql = new Map();
+    statements.set(db, bySql);
+  }
+  let s = bySql.get(sql);
+  if (s === undefined) {
+    s = db.prepare(sql);
+    bySql.set(sql, s);
+  }
+  return s;
+}
+
 /**
  * Runs `fn` in one SQLite transaction (`BEGIN IMMEDIATE`, so a writer waits for the lock up front
  * instead of failing half-way). `fn` must be synchronous: a transaction never spans an `await`

@@ -14,7 +14,7 @@
  * only names rows it created).
  */
 import { KitError } from '../errors.ts';
-import { transaction, withStoreErrors, type Db } from './db.ts';
+import { stmt, transaction, withStoreErrors, type Db } from './db.ts';
 import { enqueueJobResult } from './outbox.ts';
 
 /** Job status, as `kitting jobs --json` shows it (cli.md). */
@@ -149,9 +149,9 @@ function jobFromRaw(r: RawJob, steps: readonly StepRecord[]): JobRecord {
 }
 
 function stepsOf(db: Db, jobId: string): StepRecord[] {
-  const rows = db
-    .prepare(`SELECT ${STEP_COLUMNS} FROM job_steps WHERE job_id = ? ORDER BY position`)
-    .all(jobId) as RawStep[];
+  const rows = stmt(db, `SELECT ${STEP_COLUMNS} FROM job_steps WHERE job_id = ? ORDER BY position`).all(
+    jobId,
+  ) as RawStep[];
   return rows.map(stepFromRaw);
 }
 
@@ -168,7 +168,7 @@ function insertEvent(
   details: JsonObject,
   at: string,
 ): void {
-  db.prepare('INSERT INTO step_events (job_id, step_id, at, kind, details) VALUES (?, ?, ?, ?, ?)').run(
+  stmt(db, 'INSERT INTO step_events (job_id, step_id, at, kind, details) VALUES (?, ?, ?, ?, ?)').run(
     jobId,
     stepId,
     at,
@@ -178,14 +178,17 @@ function insertEvent(
 }
 
 function touchJob(db: Db, jobId: string, status: JobStatus, at: string, reason: WaitingReason | null = null): void {
-  const r = db
-    .prepare('UPDATE jobs SET status = ?, waiting_reason = ?, updated_at = ? WHERE id = ?')
-    .run(status, reason, at, jobId);
+  const r = stmt(db, 'UPDATE jobs SET status = ?, waiting_reason = ?, updated_at = ? WHERE id = ?').run(
+    status,
+    reason,
+    at,
+    jobId,
+  );
   if (r.changes !== 1) throw new KitError('bug', `no job ${jobId}`);
 }
 
 function updateStep(db: Db, jobId: string, stepId: string, sql: string, params: readonly unknown[]): void {
-  const r = db.prepare(`UPDATE job_steps SET ${sql} WHERE job_id = ? AND step_id = ?`).run(...params, jobId, stepId);
+  const r = stmt(db, `UPDATE job_steps SET ${sql} WHERE job_id = ? AND step_id = ?`).run(...params, jobId, stepId);
   if (r.changes !== 1) throw new KitError('bug', `no step ${stepId} in job ${jobId}`);
 }
 
@@ -204,7 +207,8 @@ export interface DeviceFactsRow {
 /** Inserts or refreshes a device (first_seen kept, last_seen moved). */
 export function upsertDevice(db: Db, device: DeviceFactsRow, at: string): void {
   withStoreErrors('recording a device', () => {
-    db.prepare(
+    stmt(
+      db,
       `INSERT INTO devices (udid, serial, ecid, product_type, first_seen, last_seen)
        VALUES (@udid, @serial, @ecid, @productType, @at, @at)
        ON CONFLICT (udid) DO UPDATE SET
@@ -225,9 +229,10 @@ export interface DeviceRecord extends DeviceFactsRow {
 /** The device with this UDID, or undefined. */
 export function getDevice(db: Db, udid: string): DeviceRecord | undefined {
   return withStoreErrors('reading a device', () => {
-    const r = db
-      .prepare('SELECT udid, serial, ecid, product_type, first_seen, last_seen FROM devices WHERE udid = ?')
-      .get(udid) as
+    const r = stmt(
+      db,
+      'SELECT udid, serial, ecid, product_type, first_seen, last_seen FROM devices WHERE udid = ?',
+    ).get(udid) as
       | {
           udid: string;
           serial: string | null;
@@ -257,7 +262,7 @@ export function getDevice(db: Db, udid: string): DeviceRecord | undefined {
 export function recordIdentity(db: Db, jobId: string, stepId: string, device: DeviceFactsRow, at: string): void {
   transaction(db, 'recording a device identity', () => {
     upsertDevice(db, device, at);
-    const r = db.prepare('UPDATE jobs SET serial = ?, updated_at = ? WHERE id = ?').run(device.serial, at, jobId);
+    const r = stmt(db, 'UPDATE jobs SET serial = ?, updated_at = ? WHERE id = ?').run(device.serial, at, jobId);
     if (r.changes !== 1) throw new KitError('bug', `no job ${jobId}`);
     insertEvent(
       db,
@@ -294,22 +299,25 @@ export interface NewJob {
  */
 export function createJob(db: Db, job: NewJob, at: string): JobRecord {
   return transaction(db, 'creating a job', () => {
-    const own = db
-      .prepare('SELECT seq_n FROM jobs WHERE batch_id = ? AND udid = ? ORDER BY created_at LIMIT 1')
-      .get(job.batchId, job.udid) as { seq_n: number } | undefined;
+    const own = stmt(db, 'SELECT seq_n FROM jobs WHERE batch_id = ? AND udid = ? ORDER BY created_at LIMIT 1').get(
+      job.batchId,
+      job.udid,
+    ) as { seq_n: number } | undefined;
     let seqN = own?.seq_n;
     if (seqN === undefined) {
-      const max = db.prepare('SELECT MAX(seq_n) AS m FROM jobs WHERE batch_id = ?').get(job.batchId) as {
+      const max = stmt(db, 'SELECT MAX(seq_n) AS m FROM jobs WHERE batch_id = ?').get(job.batchId) as {
         m: number | null;
       };
       seqN = max.m === null ? job.counterStart : Math.max(max.m + 1, job.counterStart);
     }
-    db.prepare(
+    stmt(
+      db,
       `INSERT INTO jobs (id, udid, serial, blueprint_name, blueprint_json, status, waiting_reason, batch_id, seq_n,
                          created_at, updated_at, finished_at, error_code)
        VALUES (?, ?, ?, ?, ?, 'pending', NULL, ?, ?, ?, ?, NULL, NULL)`,
     ).run(job.id, job.udid, job.serial, job.blueprintName, job.blueprintJson, job.batchId, seqN, at, at);
-    const insertStep = db.prepare(
+    const insertStep = stmt(
+      db,
       "INSERT INTO job_steps (job_id, step_id, position, status, attempts) VALUES (?, ?, ?, 'pending', 0)",
     );
     job.steps.forEach((stepId, i) => insertStep.run(job.id, stepId, i));
@@ -323,7 +331,7 @@ export function createJob(db: Db, job: NewJob, at: string): JobRecord {
 /** The job with this id (with its steps), or undefined. */
 export function getJob(db: Db, id: string): JobRecord | undefined {
   return withStoreErrors('reading a job', () => {
-    const r = db.prepare(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`).get(id) as RawJob | undefined;
+    const r = stmt(db, `SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`).get(id) as RawJob | undefined;
     return r === undefined ? undefined : jobFromRaw(r, stepsOf(db, id));
   });
 }
@@ -352,7 +360,7 @@ export function listJobs(db: Db, options: ListJobsOptions = {}): JobRecord[] {
     }
     const sql = `SELECT ${JOB_COLUMNS} FROM jobs ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
                  ORDER BY created_at, rowid`;
-    const rows = db.prepare(sql).all(...params) as RawJob[];
+    const rows = stmt(db, sql).all(...params) as RawJob[];
     return rows.map((r) => jobFromRaw(r, stepsOf(db, r.id)));
   });
 }
@@ -459,14 +467,13 @@ export function listStepEvents(db: Db, jobId: string, kind?: string): StepEventR
   return withStoreErrors('reading step events', () => {
     const rows = (
       kind === undefined
-        ? db
-            .prepare('SELECT id, job_id, step_id, at, kind, details FROM step_events WHERE job_id = ? ORDER BY id')
-            .all(jobId)
-        : db
-            .prepare(
-              'SELECT id, job_id, step_id, at, kind, details FROM step_events WHERE job_id = ? AND kind = ? ORDER BY id',
-            )
-            .all(jobId, kind)
+        ? stmt(db, 'SELECT id, job_id, step_id, at, kind, details FROM step_events WHERE job_id = ? ORDER BY id').all(
+            jobId,
+          )
+        : stmt(
+            db,
+            'SELECT id, job_id, step_id, at, kind, details FROM step_events WHERE job_id = ? AND kind = ? ORDER BY id',
+          ).all(jobId, kind)
     ) as { id: number; job_id: string; step_id: string | null; at: string; kind: string; details: string }[];
     return rows.map((r) => ({
       id: r.id,
@@ -482,18 +489,20 @@ export function listStepEvents(db: Db, jobId: string, kind?: string): StepEventR
 /** The details of the newest event of `kind` for a job (e.g. the facts `inspect` recorded), or undefined. */
 export function latestStepEvent(db: Db, jobId: string, kind: string): JsonObject | undefined {
   return withStoreErrors('reading step events', () => {
-    const r = db
-      .prepare('SELECT details FROM step_events WHERE job_id = ? AND kind = ? ORDER BY id DESC LIMIT 1')
-      .get(jobId, kind) as { details: string } | undefined;
+    const r = stmt(db, 'SELECT details FROM step_events WHERE job_id = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(
+      jobId,
+      kind,
+    ) as { details: string } | undefined;
     return r === undefined ? undefined : parseObject(r.details);
   });
 }
 
 function insertResult(db: Db, jobId: string, outcome: ResultRecord['outcome'], summary: JsonObject, at: string): void {
-  const job = db.prepare('SELECT udid, serial, error_code FROM jobs WHERE id = ?').get(jobId) as
+  const job = stmt(db, 'SELECT udid, serial, error_code FROM jobs WHERE id = ?').get(jobId) as
     { udid: string; serial: string | null; error_code: string | null } | undefined;
   if (job === undefined) throw new KitError('bug', `no job ${jobId}`);
-  db.prepare(
+  stmt(
+    db,
     `INSERT INTO results (job_id, udid, serial, outcome, summary, created_at) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (job_id) DO UPDATE SET outcome = excluded.outcome, summary = excluded.summary,
        created_at = excluded.created_at`,
@@ -513,11 +522,10 @@ function insertResult(db: Db, jobId: string, outcome: ResultRecord['outcome'], s
 /** Persists the job's success and its result row in one transaction. */
 export function finishJob(db: Db, jobId: string, summary: JsonObject, at: string): void {
   transaction(db, 'finishing a job', () => {
-    const r = db
-      .prepare(
-        "UPDATE jobs SET status = 'done', waiting_reason = NULL, error_code = NULL, updated_at = ?, finished_at = ? WHERE id = ?",
-      )
-      .run(at, at, jobId);
+    const r = stmt(
+      db,
+      "UPDATE jobs SET status = 'done', waiting_reason = NULL, error_code = NULL, updated_at = ?, finished_at = ? WHERE id = ?",
+    ).run(at, at, jobId);
     if (r.changes !== 1) throw new KitError('bug', `no job ${jobId}`);
     insertResult(db, jobId, 'done', summary, at);
     insertEvent(db, jobId, null, 'jobFinished', {}, at);
@@ -539,11 +547,10 @@ export function failJob(
       error.code,
       error.message,
     ]);
-    const r = db
-      .prepare(
-        "UPDATE jobs SET status = 'failed', waiting_reason = NULL, error_code = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-      )
-      .run(error.code, at, at, jobId);
+    const r = stmt(
+      db,
+      "UPDATE jobs SET status = 'failed', waiting_reason = NULL, error_code = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+    ).run(error.code, at, at, jobId);
     if (r.changes !== 1) throw new KitError('bug', `no job ${jobId}`);
     insertResult(db, jobId, 'failed', summary, at);
     insertEvent(db, jobId, stepId, 'jobFailed', { code: error.code, message: error.message }, at);
@@ -562,11 +569,10 @@ export function cancelJob(db: Db, jobId: string, stepId: string | null, summary:
         'cancelled while running',
       ]);
     }
-    const r = db
-      .prepare(
-        "UPDATE jobs SET status = 'cancelled', waiting_reason = NULL, error_code = 'kitting/cancelled', updated_at = ?, finished_at = ? WHERE id = ?",
-      )
-      .run(at, at, jobId);
+    const r = stmt(
+      db,
+      "UPDATE jobs SET status = 'cancelled', waiting_reason = NULL, error_code = 'kitting/cancelled', updated_at = ?, finished_at = ? WHERE id = ?",
+    ).run(at, at, jobId);
     if (r.changes !== 1) throw new KitError('bug', `no job ${jobId}`);
     insertResult(db, jobId, 'cancelled', summary, at);
     insertEvent(db, jobId, stepId, 'jobCancelled', {}, at);
@@ -576,9 +582,9 @@ export function cancelJob(db: Db, jobId: string, stepId: string | null, summary:
 /** The result row of a job, or undefined. */
 export function getResult(db: Db, jobId: string): ResultRecord | undefined {
   return withStoreErrors('reading a result', () => {
-    const r = db
-      .prepare('SELECT job_id, udid, serial, outcome, summary, created_at FROM results WHERE job_id = ?')
-      .get(jobId) as
+    const r = stmt(db, 'SELECT job_id, udid, serial, outcome, summary, created_at FROM results WHERE job_id = ?').get(
+      jobId,
+    ) as
       | {
           job_id: string;
           udid: string;
@@ -604,7 +610,7 @@ export function getResult(db: Db, jobId: string): ResultRecord | undefined {
 /** Every result row, oldest first. */
 export function listResults(db: Db): ResultRecord[] {
   return withStoreErrors('listing results', () => {
-    const ids = db.prepare('SELECT job_id FROM results ORDER BY created_at, rowid').all() as { job_id: string }[];
+    const ids = stmt(db, 'SELECT job_id FROM results ORDER BY created_at, rowid').all() as { job_id: string }[];
     return ids.flatMap((r) => {
       const result = getResult(db, r.job_id);
       return result === undefined ? [] : [result];
