@@ -89,10 +89,24 @@ export const WRITABLE_DOMAIN_KEYS: ReadonlySet<string> = new Set([
   'com.apple.mobile.iTunes\u0000iTunesSetupComplete',
 ]);
 
+/** `longOffset` formatters by time zone (making one loads ICU zone data: far dearer than formatting). */
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+
+function offsetFormat(timeZone: string): Intl.DateTimeFormat {
+  let f = offsetFormats.get(timeZone);
+  if (f === undefined) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' });
+    // A bound on a leak only (devices take their zones from a short list of blueprints).
+    if (offsetFormats.size >= 256) offsetFormats.clear();
+    offsetFormats.set(timeZone, f);
+  }
+  return f;
+}
+
 /** Seconds east of UTC for an IANA time zone at `when`. */
 export function utcOffsetSeconds(timeZone: string, when: Date): number {
   try {
-    const parts = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(when);
+    const parts = offsetFormat(timeZone).formatToParts(when);
     const name = parts.find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
     const m = /GMT([+-])(\d{2}):(\d{2})/.exec(name);
     if (m === null) return 0;
