@@ -15,6 +15,7 @@
  * `YYYY-MM-DD` (midnight, the station's local time) or any ISO-8601 date-time, and keeps jobs that
  * finished at or after it.
  */
+import { getConfirmation } from '../store/mdm-loop.ts';
 import { KitError } from '../errors.ts';
 import type { Lang } from '../i18n/messages.ts';
 import { modelName } from '../device/models.ts';
@@ -57,6 +58,17 @@ export interface ReportRow {
   readonly steps: readonly ReportStep[];
   /** Steps that changed the device in this job, in pipeline order. */
   readonly applied: readonly string[];
+  /**
+   * "Enrollment confirmed": the MDM's enrollment status of the serial as the station last saw it
+   * (`GET /v1/devices/{serial}`, stored by `refreshEnrollmentConfirmations`), or null when never
+   * seen. `confirmed` is true once the MDM saw the device check in (`enrolled`).
+   */
+  readonly enrollment: {
+    readonly confirmed: boolean;
+    readonly status: string;
+    readonly at: string;
+    readonly checkedAt: string;
+  } | null;
 }
 
 /** Options of {@link reportRows}. */
@@ -149,8 +161,16 @@ export function reportRows(db: Db, options: ReportOptions = {}): ReportRow[] {
       durationMs: ms(started, j.finishedAt) ?? 0,
       steps: jobSteps,
       applied: jobSteps.filter((s) => appliedSet.has(s.id)).map((s) => s.id),
+      enrollment: enrollmentOf(db, j.serial),
     };
   });
+}
+
+function enrollmentOf(db: Db, serial: string | null): ReportRow['enrollment'] {
+  const c = serial === null ? undefined : getConfirmation(db, serial);
+  return c === undefined
+    ? null
+    : { confirmed: c.status === 'enrolled', status: c.status, at: c.statusAt, checkedAt: c.checkedAt };
 }
 
 /** Report CSV columns in order, with their ja/en headers. */

@@ -253,6 +253,7 @@ describe('report CSV and JSON', () => {
         'assetTag',
         'blueprint',
         'durationMs',
+        'enrollment',
         'errorCode',
         'finishedAt',
         'group',
