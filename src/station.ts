@@ -120,6 +120,8 @@ export interface BatchRequest {
   readonly maxParallel: number;
   readonly perHub?: number;
   readonly confirmedErase: boolean;
+  /** Request a forced MDM inactivation of registered devices being erased (explicit confirmation; audited). */
+  readonly forceInactivate?: boolean;
   readonly activationUrl?: string;
   /** Batch mode: how long a device that left, or one waiting for Trust/unlock, is awaited (default 5 min). */
   readonly returnTimeoutMs?: number;
@@ -664,6 +666,7 @@ export class Station {
           udids: request.udids ?? 'all',
           blueprint: request.blueprint,
           confirmedErase: request.confirmedErase,
+          ...(request.forceInactivate === true ? { forceInactivate: true } : {}),
           maxParallel: request.maxParallel,
           signal,
           ...(request.perHub !== undefined ? { perHub: request.perHub } : {}),

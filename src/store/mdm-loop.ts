@@ -24,8 +24,7 @@ export function putCachedEnrollmentProfile(db: Db, groupId: string, bytes: Buffe
 export function cachedEnrollmentProfile(db: Db, groupId: string): Cached<Buffer> | undefined {
   return withStoreErrors('reading a cached enrollment profile', () => {
     const row = db.prepare('SELECT bytes, fetched_at FROM mdm_enrollment_profiles WHERE group_id = ?').get(groupId) as
-      | { bytes: Buffer; fetched_at: string }
-      | undefined;
+      { bytes: Buffer; fetched_at: string } | undefined;
     return row === undefined ? undefined : { value: Buffer.from(row.bytes), fetchedAt: row.fetched_at };
   });
 }
@@ -44,8 +43,7 @@ export function putCachedEnrollmentUrl(db: Db, groupId: string, url: string, fet
 export function cachedEnrollmentUrl(db: Db, groupId: string): Cached<string> | undefined {
   return withStoreErrors('reading a cached enrollment URL', () => {
     const row = db.prepare('SELECT url, fetched_at FROM mdm_enrollment_urls WHERE group_id = ?').get(groupId) as
-      | { url: string; fetched_at: string }
-      | undefined;
+      { url: string; fetched_at: string } | undefined;
     return row === undefined ? undefined : { value: row.url, fetchedAt: row.fetched_at };
   });
 }

@@ -28,6 +28,7 @@ interface PrepareCliOptions {
   all?: boolean;
   blueprint?: string;
   yes?: boolean;
+  forceInactivate?: boolean;
   maxParallel: string;
   perHub?: string;
   events?: boolean;
@@ -172,6 +173,7 @@ async function runPrepare(cmd: Command, udids: string[], opts: PrepareCliOptions
         udids: opts.all === true ? 'all' : udids,
         blueprint: opts.blueprint,
         confirmedErase: opts.yes === true,
+        forceInactivate: opts.forceInactivate === true,
         maxParallel,
         ...(perHub !== undefined ? { perHub } : {}),
         signal: controller.signal,
@@ -225,6 +227,10 @@ export function registerPrepare(program: Command): void {
     .option('--all', 'every attached device')
     .option('--blueprint <name|file>', 'the blueprint: a stored name, else a file path')
     .option('--yes', 'confirm erasing devices that need it')
+    .option(
+      '--force-inactivate',
+      'request a forced inactivation in the MDM of registered devices being erased for re-kitting (needs --yes and a blueprint that allows erasing; audited; the MDM allows it only for devices it cannot reach)',
+    )
     .option('--max-parallel <n>', 'devices prepared at once', '4')
     .option('--per-hub <n>', 'devices prepared at once on one USB hub (default: no per-hub cap)')
     .option('--events', 'with --json: one JSON event per line, then a summary line')
