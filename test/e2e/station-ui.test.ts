@@ -131,6 +131,35 @@ describe('station UI', () => {
     await page.getByRole('button', { name: /ステーションに戻る/ }).click();
   });
 
+  it('works from the keyboard: Space selects a tile, the erase dialog traps focus, wants the typed word, Escape restores focus', async () => {
+    // Back from the detail screen: nothing is selected.
+    expect(await page.locator('li.tile[aria-selected="true"]').count()).toBe(0);
+    const first = page.locator('li.tile').first();
+    await first.focus();
+    await page.keyboard.press('Space');
+    expect(await first.getAttribute('aria-selected')).toBe('true');
+    expect(await page.locator('li.tile[aria-selected="true"]').count()).toBe(1);
+    const eraseButton = page.getByRole('button', { name: '消去…' });
+    await eraseButton.focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    const confirm = dialog.getByRole('button', { name: '消去する' });
+    expect(await confirm.isDisabled()).toBe(true);
+    await dialog.locator('input').fill('けす');
+    expect(await confirm.isDisabled()).toBe(true);
+    await dialog.locator('input').fill('消去');
+    expect(await confirm.isDisabled()).toBe(false);
+    // Tab cycles inside the dialog.
+    for (let i = 0; i < 5; i++) await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.closest('[role="dialog"]') !== null)).toBe(true);
+    await shot('station-ja-erase-dialog');
+    await page.keyboard.press('Escape');
+    expect(await page.getByRole('dialog').count()).toBe(0);
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('消去…');
+    await page.getByRole('button', { name: '選択を解除' }).click();
+  });
+
   it('names the bad row of a Shift_JIS CSV, then imports a good one', async () => {
     await nav('plans');
     const bad = iconv.encode(
