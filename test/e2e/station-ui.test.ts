@@ -70,6 +70,32 @@ describe('station UI', () => {
     await shot('organizations-ja');
   });
 
+  it('exports the identity as .p12 (a download) and refuses to import it again, in the station’s words', async () => {
+    await page.locator('tr', { hasText: 'テスト学園' }).getByRole('button', { name: '書き出し' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.locator('input[type="password"]').fill('export-pass');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      dialog.getByRole('button', { name: '書き出し' }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/\.p12$/);
+    const p12 = fs.readFileSync(await download.path());
+    expect(p12.length).toBeGreaterThan(1000);
+    await page
+      .locator('input[type="file"]')
+      .first()
+      .setInputFiles({ name: 'school.p12', mimeType: 'application/x-pkcs12', buffer: p12 });
+    await page
+      .locator('section', { hasText: 'ファイルから読み込む' })
+      .locator('input[type="password"]')
+      .fill('export-pass');
+    await page.getByRole('button', { name: '読み込む', exact: true }).click();
+    await expect
+      .poll(() => page.locator('.error-note').textContent(), { timeout: 10_000 })
+      .toContain('この監視用IDはすでに登録されています');
+    expect(await page.locator('.error-note').textContent()).toContain('identity/duplicate');
+  });
+
   it('creates a blueprint with the editor, validated by the station field by field', async () => {
     await nav('blueprints');
     await page.getByRole('button', { name: '新規作成' }).click();
