@@ -192,7 +192,17 @@ export const REPORT_COLUMNS = [
   ['duration', 'duration_s', '所要時間（秒）'],
   ['applied', 'applied_steps', '実施した手順'],
   ['stepTimings', 'step_seconds', '手順別所要時間（秒）'],
+  ['enrollmentConfirmed', 'enrollment_confirmed', '登録確認'],
 ] as const;
+
+/**
+ * The "enrollment confirmed" cell: `yes`/`確認済み` once the MDM saw the device check in, `no`/`未確認`
+ * when the MDM was asked and has not seen it yet, empty when the MDM was never asked.
+ */
+const CONFIRMED_WORDS: Readonly<Record<Lang, { readonly yes: string; readonly no: string }>> = {
+  ja: { yes: '確認済み', no: '未確認' },
+  en: { yes: 'yes', no: 'no' },
+};
 
 const OUTCOME_WORDS: Readonly<Record<Lang, Readonly<Record<ReportRow['outcome'], string>>>> = {
   ja: { done: '完了', failed: '失敗', cancelled: '中止' },
@@ -225,6 +235,8 @@ function cellsOf(r: ReportRow, lang: Lang): string[] {
       .filter((s) => s.durationMs !== null)
       .map((s) => `${s.id}=${seconds(s.durationMs ?? 0)}`)
       .join(' '),
+    enrollmentConfirmed:
+      r.enrollment === null ? '' : r.enrollment.confirmed ? CONFIRMED_WORDS[lang].yes : CONFIRMED_WORDS[lang].no,
   };
   return REPORT_COLUMNS.map(([key]) => values[key]);
 }

@@ -193,7 +193,7 @@ describe('report CSV and JSON', () => {
     const lines = bytes.subarray(3).toString('utf8').split('\r\n');
     expect(lines[0]).toBe(REPORT_COLUMNS.map(([, en]) => en).join(','));
     expect(lines[0]).toBe(
-      'job_id,udid,serial,device_name,asset_tag,group,model,product_type,os_version,blueprint,outcome,error_code,started_at,finished_at,duration_s,applied_steps,step_seconds',
+      'job_id,udid,serial,device_name,asset_tag,group,model,product_type,os_version,blueprint,outcome,error_code,started_at,finished_at,duration_s,applied_steps,step_seconds,enrollment_confirmed',
     );
     expect(lines[1]).toContain(
       ',done,,2026-04-01T09:10:00.000Z,2026-04-01T09:10:07.000Z,7.0,identify configure personalize,',
