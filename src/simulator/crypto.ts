@@ -1,9 +1,9 @@
 /**
- * Key material and TLS for virtual devices: RSA device keys (generated lazily with node:crypto and
- * reused within the process), the PKCS#1 `DevicePublicKey`, certificate comparison, and the TLS
- * server a device runs on a lockdown or service connection.
+ * Key material and TLS for virtual devices: RSA device keys (a small pool generated lazily with
+ * node:crypto and shared within the process), the PKCS#1 `DevicePublicKey`, certificate
+ * comparison, and the TLS server a device runs on a lockdown or service connection.
  */
-import { generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 
@@ -16,29 +16,47 @@ export interface DeviceKeys {
   publicKey: KeyObject;
 }
 
-const keyCache = new Map<string, Promise<DeviceKeys>>();
-
 /**
- * The RSA-2048 key of the device with this UDID. Keys are generated on first use and reused for the
- * rest of the process, so a device keeps its key across reboots and simulator restarts in one process.
+ * How many distinct RSA keys the virtual devices of one process share. An RSA-2048 key costs
+ * 50–150 ms of CPU to make; one per device made a 64-device cart spend seconds of the cores it
+ * shares with the station at its first `GetValue`. Nothing in lockdown, pairing or TLS needs two
+ * devices to hold different keys (each pairing certifies the key its device presents).
  */
-export function deviceKeys(udid: string): Promise<DeviceKeys> {
-  let p = keyCache.get(udid);
-  if (p === undefined) {
-    p = new Promise<DeviceKeys>((resolve, reject) => {
-      generateKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 }, (err, publicKey, privateKey) => {
-        if (err !== null) {
-          reject(err);
-          return;
-        }
-        resolve({
-          publicKeyPem: publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
-          privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-          publicKey,
-        });
+export const DEVICE_KEY_POOL_SIZE = 8;
+
+const keyPool = new Map<number, Promise<DeviceKeys>>();
+
+function generateDeviceKeys(): Promise<DeviceKeys> {
+  return new Promise<DeviceKeys>((resolve, reject) => {
+    generateKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 }, (err, publicKey, privateKey) => {
+      if (err !== null) {
+        reject(err);
+        return;
+      }
+      resolve({
+        publicKeyPem: publicKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+        privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        publicKey,
       });
     });
-    keyCache.set(udid, p);
+  });
+}
+
+/**
+ * The RSA-2048 key of the device with this UDID: one of {@link DEVICE_KEY_POOL_SIZE} keys, chosen
+ * by the UDID and generated on first use, so a device keeps its key across reboots and simulator
+ * restarts in one process.
+ */
+export function deviceKeys(udid: string): Promise<DeviceKeys> {
+  const slot = createHash('sha256').update(udid).digest().readUInt32BE(0) % DEVICE_KEY_POOL_SIZE;
+  let p = keyPool.get(slot);
+  if (p === undefined) {
+    p = generateDeviceKeys();
+    // A failed generation is not kept: the next use tries again.
+    p.catch(() => {
+      if (keyPool.get(slot) === p) keyPool.delete(slot);
+    });
+    keyPool.set(slot, p);
   }
   return p;
 }
