@@ -104,21 +104,29 @@ export function tbsFields(certificateDer: Buffer): {
 export function inspectCertificate(certificateDer: Buffer, source = 'certificate'): CertificateInfo {
   let x509: crypto.X509Certificate;
   let names: ReturnType<typeof tbsFields>;
+  let key: crypto.KeyObject;
+  let notBefore: Date;
+  let notAfter: Date;
   try {
     x509 = new crypto.X509Certificate(certificateDer);
     names = tbsFields(certificateDer);
+    // A certificate whose outer DER parses can still hold an undecodable key (found by fuzzing:
+    // the publicKey getter threw a bare OpenSSL "decode error") or unreadable validity dates.
+    key = x509.publicKey;
+    notBefore = new Date(x509.validFrom);
+    notAfter = new Date(x509.validTo);
+    if (Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime())) throw new Error('unreadable validity dates');
   } catch (err) {
     throw new KitError('identity/corrupt-file', `${source}: not a readable X.509 certificate`, {
       cause: err,
       details: { file: source },
     });
   }
-  const key = x509.publicKey;
   return {
     subject: readName(names.subject),
     issuer: readName(names.issuer),
-    notBefore: new Date(x509.validFrom),
-    notAfter: new Date(x509.validTo),
+    notBefore,
+    notAfter,
     serial: x509.serialNumber.toLowerCase(),
     keyType: key.asymmetricKeyType ?? 'unknown',
     keyBits: key.asymmetricKeyType === 'rsa' ? key.asymmetricKeyDetails?.modulusLength : undefined,
