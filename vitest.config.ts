@@ -20,6 +20,16 @@ export default defineConfig({
         },
       },
       {
+        // Chaos (issue #9): the combined end-to-end invariants under unplugs, kills and MDM faults,
+        // fuzzing of every parser, secrets. Runs in CI within 5 minutes on a 2-core machine.
+        test: {
+          name: 'chaos',
+          include: ['test/chaos/**/*.test.ts'],
+          testTimeout: 240_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
