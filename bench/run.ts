@@ -17,6 +17,7 @@ const GROUPS: Record<string, () => Promise<{ run: BenchGroup }>> = {
   station: () => import('./station.ts'),
   sync: () => import('./sync.ts'),
   ui: () => import('./ui.ts'),
+  fuzz: () => import('./fuzz.ts'),
 };
 
 const args = process.argv.slice(2);
