@@ -20,6 +20,7 @@ import { KitError, toKitError, type ErrorCode, type SerializedKitError } from '.
 import type { JobEvent } from './kitting/runner.ts';
 import type { BatchCounts, HubId } from './kitting/scheduler.ts';
 import type { Station } from './station.ts';
+import type { SyncStatusView } from './mdm/station-sync.ts';
 
 // ---- states and events --------------------------------------------------------------------------
 
@@ -98,7 +99,8 @@ export type StationEvent =
   | ({ readonly type: 'batchPaused'; readonly at: string } & BatchRef)
   | ({ readonly type: 'batchResumed'; readonly at: string } & BatchRef)
   | ({ readonly type: 'batchStopped'; readonly at: string } & BatchRef)
-  | ({ readonly type: 'batchFinished'; readonly at: string } & BatchRef);
+  | ({ readonly type: 'batchFinished'; readonly at: string } & BatchRef)
+  | ({ readonly type: 'syncStateChanged'; readonly at: string } & SyncStatusView);
 
 /** The `type` of every {@link StationEvent}. */
 export type StationEventType = StationEvent['type'];
@@ -111,6 +113,7 @@ const udid = z
   .max(64)
   .regex(/^[A-Za-z0-9-]+$/, 'a UDID is letters, digits and dashes');
 const name = z.string().trim().min(1).max(128);
+const serial = z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'a serial number is 1–64 letters and digits');
 /** A stored blueprint's name, or (CLI) a blueprint file path. */
 const blueprintRef = z.string().trim().min(1).max(4096);
 const cap = z.number().int().min(1).max(256);
@@ -411,6 +414,35 @@ export const COMMANDS = {
   ),
   'station.info': command('where the station keeps its data (read-only, for the settings screen)', none, (s) =>
     Promise.resolve({ dataDir: s.dataDir }),
+  ),
+  'sync.status': command('MDM sync: state, queue length, delivered, last error, next try, offline since', none, (s) =>
+    Promise.resolve(s.syncStatus()),
+  ),
+  'sync.configure': command(
+    'set the MDM URL and station token (checked with the MDM first; stored sealed, never echoed)',
+    z.strictObject({ url: z.string().trim().min(1).max(2048), token: z.string().min(1).max(4096) }),
+    (s, i) => s.configureSync(i),
+  ),
+  'sync.run': command('deliver queued results to the MDM now and refresh enrollment confirmations', none, (s) =>
+    s.runSync(),
+  ),
+  'sync.groups': command('the MDM groups as last fetched, with the fetch time (offline blueprint editing)', none, (s) =>
+    Promise.resolve(s.syncGroups()),
+  ),
+  'mdm.device': command(
+    'whether the MDM holds a record of a serial, and its state',
+    z.strictObject({ serial }),
+    (s, i) => s.mdmDevice(i.serial),
+  ),
+  'mdm.inactivate': command(
+    'inactivate a device at the MDM (forced needs force: true); audited',
+    z.strictObject({ serial, force: z.boolean().default(false), confirmed: z.literal(true) }),
+    (s, i) => s.mdmInactivate(i.serial, i.force),
+  ),
+  'mdm.delete': command(
+    'delete an inactive device record at the MDM, freeing its license; audited',
+    z.strictObject({ serial, confirmed: z.literal(true) }),
+    (s, i) => s.mdmDelete(i.serial),
   ),
   'settings.get': command('station-wide settings', none, (s) => Promise.resolve(s.settings())),
   'settings.set': command('change station-wide settings (given keys only)', settingsInput, (s, i) =>

@@ -71,6 +71,9 @@ import {
   type PlanRowRecord,
 } from './kitting/plans.ts';
 import { reportCsv } from './kitting/report.ts';
+import { StationSync, type MdmDeviceView, type SyncRunResult, type SyncStatusView } from './mdm/station-sync.ts';
+import type { DeleteResult, MdmDevice } from './mdm/client.ts';
+import type { GroupCache } from './store/mdm-cache.ts';
 import type { ExportFormat } from './identity/identity.ts';
 import type {
   DeviceState,
@@ -320,6 +323,8 @@ export class Station {
   private active: ActiveBatch | undefined;
   private batchSeq = 0;
   private closed = false;
+  /** The MDM syncer and the Sync screen's MDM calls (src/mdm/station-sync.ts). */
+  private readonly mdmSync: StationSync;
 
   constructor(options: StationOptions) {
     this.usbmux = new UsbmuxClient(
@@ -335,6 +340,22 @@ export class Station {
     this.usb = options.usb ?? new UsbLayer();
     this.hubOf = options.hubOf ?? busHub;
     this.retry = options.retry;
+    this.mdmSync = new StationSync({
+      dataDir: this.dataDir,
+      vault: (create) => this.openVault(create),
+      actor: this.actor,
+      onState: (s) => this.emit({ type: 'syncStateChanged', at: new Date().toISOString(), ...s }),
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+    });
+  }
+
+  /**
+   * Starts the station's background work: the MDM syncer when sync is configured (results then
+   * drain to the MDM as jobs finish). Resolves with whether the syncer runs.
+   * @throws KitError vault codes when the stored token cannot be opened.
+   */
+  start(): Promise<{ sync: boolean }> {
+    return this.mdmSync.start().then((sync) => ({ sync }));
   }
 
   /**
@@ -369,12 +390,14 @@ export class Station {
     this.watcherInstance?.stop();
     this.watcherInstance = undefined;
     void this.usb.close();
-    return active === undefined
-      ? Promise.resolve()
-      : active.done.then(
-          () => undefined,
-          () => undefined,
-        );
+    const jobsDone =
+      active === undefined
+        ? Promise.resolve()
+        : active.done.then(
+            () => undefined,
+            () => undefined,
+          );
+    return jobsDone.then(() => this.mdmSync.close());
   }
 
   // ---- events and device states -------------------------------------------------------------------
@@ -496,6 +519,7 @@ export class Station {
       default: {
         const change = stateOfJobEvent(e);
         this.emit(e);
+        if (e.type === 'jobFinished' || e.type === 'jobFailed' || e.type === 'jobCancelled') this.mdmSync.notify();
         if (change !== undefined && !(change.state === 'running' && this.watcherInstance?.get(e.udid) === undefined)) {
           this.setState(e.udid, { ...change, jobId: e.jobId });
         } else if (e.type === 'jobCancelled') {
@@ -951,6 +975,46 @@ export class Station {
   report(options: { since?: string } = {}): ReportDocument {
     const since = options.since !== undefined ? parseSince(options.since) : undefined;
     return this.withDb((db) => reportDocument(db, since !== undefined ? { since } : {}));
+  }
+
+  // ---- MDM sync and device lifecycle (issue #6) ---------------------------------------------------
+
+  /** `sync.status`: state, queue length, delivered, last error, next try, offline since. */
+  syncStatus(): SyncStatusView {
+    return this.mdmSync.status();
+  }
+
+  /**
+   * `sync.configure`: the token is checked with the MDM first (`mdm/auth-required`: nothing is
+   * stored), then stored sealed by the vault with the URL; the syncer (re)starts. Never echoes the token.
+   */
+  configureSync(input: { url: string; token: string }): Promise<{ url: string; groups: number }> {
+    return this.mdmSync.configure(input);
+  }
+
+  /** `sync.run`: drains the outbox now and refreshes enrollment confirmations. @throws KitError `mdm/unconfigured`, `mdm/*`. */
+  runSync(): Promise<SyncRunResult> {
+    return this.mdmSync.run();
+  }
+
+  /** `sync.groups`: the MDM groups as last fetched, with the fetch time. */
+  syncGroups(): GroupCache {
+    return this.mdmSync.groups();
+  }
+
+  /** `mdm.device`: whether the MDM holds a record of `serial`, and the record. */
+  mdmDevice(serial: string): Promise<MdmDeviceView> {
+    return this.mdmSync.device(serial);
+  }
+
+  /** `mdm.inactivate`: normal or forced inactivation (audited). @throws KitError `mdm/force-not-allowed`, `mdm/device-unreachable` … */
+  mdmInactivate(serial: string, force: boolean): Promise<MdmDevice> {
+    return this.mdmSync.inactivate(serial, force);
+  }
+
+  /** `mdm.delete`: deletes an inactive record, freeing its license (audited). @throws KitError `mdm/device-active`, `mdm/not-found`. */
+  mdmDelete(serial: string): Promise<DeleteResult> {
+    return this.mdmSync.remove(serial);
   }
 
   /** Station-wide settings (defaults for what was never set). */

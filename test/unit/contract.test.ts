@@ -53,6 +53,13 @@ const BAD: Record<CommandName, { input: unknown; path: string }> = {
   'report.csv': { input: { lang: 'de' }, path: 'lang' },
   'report.generate': { input: { since: 20240101 }, path: 'since' },
   'station.info': { input: { x: 1 }, path: '' },
+  'sync.status': { input: { x: 1 }, path: '' },
+  'sync.configure': { input: { url: 'http://127.0.0.1:1', token: '' }, path: 'token' },
+  'sync.run': { input: { once: true }, path: '' },
+  'sync.groups': { input: [], path: '' },
+  'mdm.device': { input: { serial: 'a b' }, path: 'serial' },
+  'mdm.inactivate': { input: { serial: 'A1', force: true, confirmed: false }, path: 'confirmed' },
+  'mdm.delete': { input: { serial: 'A1' }, path: 'confirmed' },
   'settings.get': { input: { key: 'a' }, path: '' },
   'settings.set': { input: { perHub: 1.5 }, path: 'perHub' },
 };

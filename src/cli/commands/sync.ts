@@ -7,7 +7,8 @@
  *   the groups. The token is never printed.
  * - `sync status [--json]`: `{state, queueLength, delivered, lastError, nextTryAt}` from the
  *   station database (no network, no passphrase).
- * - `sync run [--once]`: drains the outbox; `--once` until it is empty (exit 1 with the error
+ * - `sync run [--once]`: drains the outbox (and then refreshes the enrollment confirmations of
+ *   finished devices); `--once` until it is empty (exit 1 with the error
  *   after `--max-failures` retryable failures in a row, or at once on `mdm/auth-required`),
  *   otherwise keeps running until SIGINT/SIGTERM.
  */
@@ -15,6 +16,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { KitError } from '../../errors.ts';
 import { PassphraseVault, resolvePassphrase } from '../../identity/vault.ts';
+import { refreshEnrollmentConfirmations } from '../../kitting/mdm-port.ts';
 import { MdmClient, normalizeBaseUrl } from '../../mdm/client.ts';
 import { configuredUrl, hasStationToken, loadStationToken, saveStationToken, saveUrl } from '../../mdm/secrets.ts';
 import { readSyncStatus, SYNC_STATE_SETTING, Syncer, type SyncStatus } from '../../mdm/syncer.ts';
@@ -118,11 +120,14 @@ async function runSync(ctx: CliContext, opts: { once?: boolean; maxFailures: str
         'MDM sync is not configured (kitting sync config --url URL --token-file F)',
       );
     const token = await loadStationToken(db, await openVault(ctx));
-    const syncer = new Syncer({ db, client: new MdmClient({ baseUrl: url, token }) });
+    const client = new MdmClient({ baseUrl: url, token });
+    const syncer = new Syncer({ db, client });
     if (opts.once === true) {
       const sum = await syncer.drain({ maxFailures });
+      // After a successful drain, ask the MDM which finished devices have checked in since.
+      const confirmed = await refreshEnrollmentConfirmations(db, client);
       const s = syncer.status();
-      if (ctx.json) ctx.printJson({ ...sum, queueLength: s.queueLength });
+      if (ctx.json) ctx.printJson({ ...sum, confirmed, queueLength: s.queueLength });
       else
         ctx.print(
           `delivered ${sum.delivered} (${sum.duplicates} duplicates), parked ${sum.parked}, queued ${s.queueLength}`,

@@ -51,6 +51,7 @@ export function watchLine(e: StationEvent): string | null {
     case 'batchFinished':
       return `batch  ${e.type.slice(5).toLowerCase()}`;
     case 'deviceStateChanged':
+    case 'syncStateChanged':
       return null;
     default:
       return eventLine(e);
