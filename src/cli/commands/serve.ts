@@ -12,8 +12,10 @@
  *   skipped, no erase), so "start batch" on the UI prepares the virtual iPads with one click. Its
  *   vault passphrase is `--passphrase-file` / `KITTING_PASSPHRASE` when given, else a random one
  *   kept in `<data dir>/demo-passphrase` (mode 0600).
- * - `--mdm-dev` starts the reference MDM server (demo groups seeded) on another free port and logs
- *   its URL on stderr (its tokens are never printed).
+ * - `--mdm-dev` starts the reference MDM server (demo groups seeded) on another free port, logs
+ *   its URL on stderr (its tokens are never printed) and configures the station's sync to it (URL
+ *   and station token, sealed by the vault), so finished jobs drain to it. The station's syncer
+ *   starts with the server whenever sync is configured.
  *
  * Output: exactly one line on stdout once everything listens,
  * `{"ready":true,"url":"http://127.0.0.1:PORT/?token=…"}` (the token is in it by contract, and
@@ -129,6 +131,7 @@ async function runServe(cmd: Command, opts: ServeOptions): Promise<void> {
     }
   };
   let server: StationServer;
+  let devMdm: MdmServer | undefined;
   try {
     let dataDir = ctx.dataDir;
     let usbmuxd = ctx.usbmuxd;
@@ -149,11 +152,13 @@ async function runServe(cmd: Command, opts: ServeOptions): Promise<void> {
       if (opts.mdmDev === true) {
         const mdm: MdmServer = await startMdmServer({ seedDemo: true, deviceCaPem: sim.deviceCaPem });
         stops.push(() => mdm.stop());
+        devMdm = mdm;
         process.stderr.write(`kitting serve: reference MDM server at ${mdm.url}\n`);
       }
     } else if (opts.mdmDev === true) {
       const mdm: MdmServer = await startMdmServer({ seedDemo: true });
       stops.push(() => mdm.stop());
+      devMdm = mdm;
       process.stderr.write(`kitting serve: reference MDM server at ${mdm.url}\n`);
     }
     const station = new Station({
@@ -163,6 +168,19 @@ async function runServe(cmd: Command, opts: ServeOptions): Promise<void> {
       ...(passphraseFile !== undefined ? { passphraseFile } : {}),
     });
     stops.push(() => station.close());
+    if (devMdm !== undefined) {
+      // The station's sync points at the reference MDM (this also starts its syncer).
+      await station.configureSync({ url: devMdm.url, token: devMdm.token });
+      process.stderr.write(`kitting serve: MDM sync configured to ${devMdm.url}\n`);
+    }
+    try {
+      const started = await station.start();
+      if (started.sync) process.stderr.write('kitting serve: MDM sync running\n');
+    } catch (err) {
+      process.stderr.write(
+        `kitting serve: MDM sync not started (${err instanceof Error ? err.message : String(err)})\n`,
+      );
+    }
     try {
       await station.watcher();
     } catch (err) {
