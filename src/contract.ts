@@ -352,9 +352,9 @@ export const COMMANDS = {
     Promise.resolve(s.exportBlueprint(i.name)),
   ),
   'blueprints.import': command(
-    'store a blueprint (field-level issues when invalid)',
+    'store a blueprint (field-level issues when invalid; MDM group credentials checked, "not checked" when offline)',
     z.strictObject({ blueprint: z.record(z.string(), z.unknown()), replace: z.boolean().default(false) }),
-    (s, i) => Promise.resolve(s.importBlueprint(i.blueprint, { replace: i.replace })),
+    (s, i) => s.importBlueprint(i.blueprint, { replace: i.replace }),
   ),
   'blueprints.delete': command('delete a stored blueprint', z.strictObject({ name }), (s, i) =>
     Promise.resolve(s.deleteBlueprint(i.name)),

@@ -45,7 +45,7 @@ import {
   deleteStoredBlueprint,
   exportStoredBlueprint,
   listStoredBlueprints,
-  storeBlueprint,
+  storeBlueprintChecked,
   type StoredBlueprintSummary,
 } from './kitting/blueprint-store.ts';
 import { importPlanCsv, listStoredPlans, type PlanImportResult, type PlanSummaryRecord } from './kitting/plans.ts';
@@ -74,6 +74,7 @@ import { reportCsv } from './kitting/report.ts';
 import { StationSync, type MdmDeviceView, type SyncRunResult, type SyncStatusView } from './mdm/station-sync.ts';
 import type { DeleteResult, MdmDevice } from './mdm/client.ts';
 import type { GroupCache } from './store/mdm-cache.ts';
+import type { CredentialsCheck } from './kitting/mdm-port.ts';
 import type { ExportFormat } from './identity/identity.ts';
 import type {
   DeviceState,
@@ -938,12 +939,28 @@ export class Station {
     return this.withDb((db) => exportStoredBlueprint(db, name));
   }
 
-  /** Stores a blueprint. @throws KitError `blueprint/invalid` (field issues), `blueprint/duplicate-name`, `identity/not-found`. */
-  importBlueprint(json: unknown, options: { replace?: boolean } = {}): { name: string; replaced: boolean } {
-    return this.withDb((db) => {
-      const stored = storeBlueprint(db, json, { replace: options.replace === true, source: 'station API' });
-      return { name: stored.blueprint.name, replaced: stored.replaced };
-    });
+  /**
+   * Stores a blueprint; one enrolling into an MDM group has its credentials checked with the MDM
+   * first (`credentials`: `ok`, `none`, or `not-checked` with the reason: saved with a warning).
+   * @throws KitError `blueprint/invalid` (field issues), `blueprint/duplicate-name`, `identity/not-found`,
+   * `mdm/wrong-credentials` / `mdm/credentials-expired` / `mdm/group-closed` (not saved).
+   */
+  async importBlueprint(
+    json: unknown,
+    options: { replace?: boolean } = {},
+  ): Promise<{ name: string; replaced: boolean; credentials: CredentialsCheck }> {
+    const db = openStationDatabase(this.dataDir);
+    try {
+      const stored = await storeBlueprintChecked(
+        db,
+        json,
+        { openClient: () => this.mdmSync.client(), vault: () => this.openVault(false) },
+        { replace: options.replace === true, source: 'station API' },
+      );
+      return { name: stored.blueprint.name, replaced: stored.replaced, credentials: stored.credentials };
+    } finally {
+      db.close();
+    }
   }
 
   /** Deletes a stored blueprint. @throws KitError `blueprint/not-found`. */

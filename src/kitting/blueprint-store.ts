@@ -11,7 +11,10 @@
  * is {@link exportBlueprint}'s text: defaults filled in, secrets left out.
  */
 import fs from 'node:fs';
-import { KitError, hasCode } from '../errors.ts';
+import { KitError, hasCode, toKitError } from '../errors.ts';
+import type { Vault } from '../identity/vault.ts';
+import type { MdmClient } from '../mdm/client.ts';
+import { checkGroupCredentials, type CredentialsCheck } from './mdm-port.ts';
 import type { Lang } from '../i18n/messages.ts';
 import {
   deleteBlueprintByName,
@@ -127,6 +130,14 @@ function readText(file: string): string {
 }
 
 /**
+ * A blueprint JSON file, parsed (not validated).
+ * @throws KitError `io/not-found`, `io/read-failed`, `blueprint/not-json` (line, column).
+ */
+export function readBlueprintFile(file: string): unknown {
+  return parseBlueprintJson(readText(file));
+}
+
+/**
  * Imports a blueprint JSON file into the store.
  * @throws KitError `io/not-found`, `io/read-failed`, `blueprint/not-json` (line, column), and the
  *   errors of {@link storeBlueprint}.
@@ -134,6 +145,64 @@ function readText(file: string): string {
 export function importBlueprintFile(db: Db, file: string, options: StoreBlueprintOptions = {}): StoredBlueprint {
   const json = parseBlueprintJson(readText(file));
   return storeBlueprint(db, json, { ...options, source: options.source ?? file });
+}
+
+/** What the save-time credentials check needs: the configured MDM client and the vault, opened on need. */
+export interface CredentialsCheckDeps {
+  /** The configured client, or null when sync is not configured. Rejections count as "not checked". */
+  readonly openClient: () => Promise<MdmClient | null>;
+  readonly vault: () => Promise<Vault>;
+}
+
+/**
+ * Checks the MDM group credentials of a blueprint about to be saved (the seed: wrong credentials
+ * make it impossible to save). `none`: no group credentials (or the blueprint is invalid, which
+ * {@link storeBlueprint} then reports); `ok`; `not-checked` with the reason when the MDM is offline,
+ * unconfigured or cannot be opened (the blueprint is saved with a warning).
+ * @throws KitError `mdm/wrong-credentials`, `mdm/credentials-expired`, `mdm/group-closed`,
+ *   `mdm/not-found` (no such group), `kitting/profile-unavailable` (no password stored for the
+ *   `passwordRef`), with `details.path` `enrollment.group`.
+ */
+export async function checkBlueprintCredentials(
+  db: Db,
+  json: unknown,
+  deps: CredentialsCheckDeps,
+  lang: Lang = 'en',
+): Promise<CredentialsCheck> {
+  if (!validateBlueprint(json).ok) return { status: 'none' };
+  const bp = parseBlueprint(json, lang);
+  const group = bp.enrollment.method === 'none' ? undefined : bp.enrollment.group;
+  if (group?.userId === undefined || group.passwordRef === undefined) return { status: 'none' };
+  let client: MdmClient | null;
+  try {
+    client = await deps.openClient();
+  } catch (err) {
+    return { status: 'not-checked', reason: toKitError(err).code };
+  }
+  try {
+    return await checkGroupCredentials({ db, client, vault: deps.vault }, bp);
+  } catch (err) {
+    const e = toKitError(err);
+    throw new KitError(
+      e.code,
+      `blueprint "${bp.name}": the MDM refused the enrollment credentials of group ${group.groupId} (${e.message}); it was not saved`,
+      { cause: err, details: { path: 'enrollment.group', groupId: group.groupId } },
+    );
+  }
+}
+
+/**
+ * {@link storeBlueprint} after {@link checkBlueprintCredentials}: refused with the MDM's code when
+ * the group credentials are wrong; stored with `credentials` saying whether they were checked.
+ */
+export async function storeBlueprintChecked(
+  db: Db,
+  json: unknown,
+  deps: CredentialsCheckDeps,
+  options: StoreBlueprintOptions = {},
+): Promise<StoredBlueprint & { readonly credentials: CredentialsCheck }> {
+  const credentials = await checkBlueprintCredentials(db, json, deps, options.lang);
+  return { ...storeBlueprint(db, json, options), credentials };
 }
 
 /**

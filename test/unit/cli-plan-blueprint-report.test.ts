@@ -198,6 +198,8 @@ describe('kitting blueprint import/list/export', () => {
         name: '3年1組',
         identity: 'org-1',
         replaced: false,
+        // Its MDM group has credentials; no MDM is configured here, so they are not checked.
+        credentials: { status: 'not-checked', reason: 'mdm/unconfigured' },
       });
       const list = ok<Record<string, unknown>[]>(kit('blueprint', 'list', '--json'));
       expect(list).toHaveLength(1);

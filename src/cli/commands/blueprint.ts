@@ -7,7 +7,10 @@
  *   writes the file (`--force` to overwrite). `--no-store --out FILE` only writes the file (for
  *   another station: the identity is then not looked up). Storing and writing happen together or
  *   not at all.
- * - `import FILE [--replace]` validates (every field problem listed, exit 2) and stores.
+ * - `import FILE [--replace]` validates (every field problem listed, exit 2) and stores; a blueprint
+ *   enrolling into an MDM group with credentials has them checked with the configured MDM first:
+ *   wrong ones refuse the save (`mdm/wrong-credentials` …), an MDM that cannot be asked saves it
+ *   with a warning ("not checked"; `credentials` in `--json`). `init` makes no group, so no check.
  * - `export NAME [--out F]` writes the stored blueprint as JSON without secrets (stdout by default).
  * - `list [--json]`: an array of `{name, identity, supervise, enrollment, updatedAt}`.
  * - `validate FILE` checks a file without storing it.
@@ -30,10 +33,13 @@ import {
 import {
   BlueprintIssuesError,
   exportStoredBlueprint,
-  importBlueprintFile,
+  readBlueprintFile,
+  storeBlueprintChecked,
   listStoredBlueprints,
   storeBlueprint,
 } from '../../kitting/blueprint-store.ts';
+import { PassphraseVault, resolvePassphrase, type Vault } from '../../identity/vault.ts';
+import { openMdmClient } from '../../kitting/mdm-port.ts';
 import { openStationDatabase, transaction, type Db } from '../../store/db.ts';
 import { ctxOf, toJsonText, type CliContext } from '../context.ts';
 import { writeAtomic } from './plist.ts';
@@ -161,20 +167,43 @@ function reportIssues(ctx: CliContext, err: BlueprintIssuesError): void {
   process.exitCode = 2;
 }
 
-function runImport(cmd: Command, file: string, opts: { replace?: boolean }): void {
+async function runImport(cmd: Command, file: string, opts: { replace?: boolean }): Promise<void> {
   const ctx = ctxOf(cmd);
+  const db = openStationDatabase(ctx.dataDir);
   try {
-    const r = withDb(ctx.dataDir, (db) =>
-      importBlueprintFile(db, file, { replace: opts.replace === true, lang: ctx.lang }),
+    // A blueprint enrolling into an MDM group has its credentials checked with the MDM first.
+    const vault = (): Promise<Vault> =>
+      PassphraseVault.open({ dataDir: ctx.dataDir, passphrase: resolvePassphrase(ctx.passphraseFile) });
+    const r = await storeBlueprintChecked(
+      db,
+      readBlueprintFile(file),
+      { openClient: () => openMdmClient(db, vault), vault },
+      { replace: opts.replace === true, lang: ctx.lang, source: file },
     );
     if (ctx.json) {
-      ctx.printJson({ name: r.blueprint.name, identity: r.blueprint.organization.identityId, replaced: r.replaced });
-    } else if (ctx.lang === 'ja') {
+      ctx.printJson({
+        name: r.blueprint.name,
+        identity: r.blueprint.organization.identityId,
+        replaced: r.replaced,
+        credentials: r.credentials,
+      });
+      return;
+    }
+    if (ctx.lang === 'ja') {
       ctx.print(`ブループリントを${r.replaced ? '置き換えました' : '取り込みました'}: ${r.blueprint.name}`);
     } else ctx.print(`Blueprint ${r.replaced ? 'replaced' : 'imported'}: ${r.blueprint.name}`);
+    if (r.credentials.status === 'not-checked') {
+      process.stderr.write(
+        ctx.lang === 'ja'
+          ? `kitting: 警告: MDM に問い合わせできないため、グループの登録用認証情報は確認していません (${r.credentials.reason})\n`
+          : `kitting: warning: the group's enrollment credentials were not checked: the MDM could not be asked (${r.credentials.reason})\n`,
+      );
+    }
   } catch (err) {
     if (err instanceof BlueprintIssuesError) reportIssues(ctx, err);
     else throw err;
+  } finally {
+    db.close();
   }
 }
 
@@ -268,8 +297,8 @@ export function registerBlueprint(program: Command): void {
     .description('validate a blueprint file and store it (names are unique; --replace to replace)')
     .argument('<file>', 'blueprint JSON file')
     .option('--replace', 'replace a stored blueprint of the same name')
-    .action(function (this: Command, file: string) {
-      runImport(this, file, this.opts<{ replace?: boolean }>());
+    .action(async function (this: Command, file: string) {
+      await runImport(this, file, this.opts<{ replace?: boolean }>());
     });
   bp.command('export')
     .description('write a stored blueprint as JSON, secrets left out (stdout unless --out)')
