@@ -21,12 +21,6 @@ export interface KitBridge {
   on(listener: (event: StationEvent) => void): () => void;
 }
 
-declare global {
-  interface Window {
-    kit?: KitBridge;
-  }
-}
-
 /** A failed call: the station's serialized error, or the transport's own (`client/*` codes). */
 export class ClientError extends Error {
   readonly code: string;
@@ -176,18 +170,4 @@ export function webSocketClient(url: string): StationClient {
       ws?.close();
     },
   };
-}
-
-/** The WebSocket address of the page's server, with the page's `?token=`. */
-export function webSocketUrl(loc: Location): string {
-  const token = new URLSearchParams(loc.search).get('token') ?? '';
-  const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  const q = token !== '' ? `?token=${encodeURIComponent(token)}` : '';
-  return `${proto}//${loc.host}/api/ws${q}`;
-}
-
-/** The client for this window: Electron's bridge when present, else the WebSocket. */
-export function createClient(): StationClient {
-  if (window.kit !== undefined) return electronClient(window.kit);
-  return webSocketClient(webSocketUrl(window.location));
 }

@@ -141,9 +141,24 @@ describe('station UI', () => {
     await shot('station-ja-unplugged');
     await control.request('POST', `/devices/${udid}/replug`);
 
+    const stationStates = async (): Promise<string> => {
+      const r = await fetch(`${serve.origin}/api/command/devices.states`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${serve.token}` },
+        body: '{}',
+      });
+      return JSON.stringify(await r.json());
+    };
     await expect
-      .poll(() => page.locator('li.tile[data-state="done"]').count(), { timeout: 150_000, interval: 1000 })
-      .toBe(8);
+      .poll(() => page.locator('li.tile[data-state="done"]').count(), {
+        timeout: 150_000,
+        interval: 1000,
+        message: 'tiles done (the station says, on failure, below)',
+      })
+      .toBe(8)
+      .catch(async (err: unknown) => {
+        throw new Error(`${String(err)}\nstation: ${await stationStates()}\nlog: ${serve.log().slice(-3000)}`);
+      });
     expect(await tile.getByTestId('next-action').textContent()).toBe('完了 — 取り外せます');
     await shot('station-ja-done');
   }, 180_000);
@@ -178,11 +193,11 @@ describe('station UI', () => {
     expect(await confirm.isDisabled()).toBe(false);
     // Tab cycles inside the dialog.
     for (let i = 0; i < 5; i++) await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.closest('[role="dialog"]') !== null)).toBe(true);
+    expect(await page.evaluate("document.activeElement?.closest('[role=dialog]') !== null")).toBe(true);
     await shot('station-ja-erase-dialog');
     await page.keyboard.press('Escape');
     expect(await page.getByRole('dialog').count()).toBe(0);
-    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('消去…');
+    expect(await page.evaluate('document.activeElement?.textContent')).toBe('消去…');
     await page.getByRole('button', { name: '選択を解除' }).click();
   });
 
