@@ -180,7 +180,7 @@ async function route(sim: Simulator, method: string, pathname: string, body: unk
         sim.set(b, parse(SetBody, body).values);
         return { ok: true };
       case 'approve':
-        sim.approve(b, parse(ApproveBody, body).identifier);
+        await sim.approve(b, parse(ApproveBody, body).identifier);
         return { ok: true };
       case 'setup': {
         const p = parse(SetupBody, body);

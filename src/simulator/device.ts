@@ -559,8 +559,8 @@ export class VirtualDevice implements ValueState {
     this.log.info('profile waits for approval', { identifier: p.identifier });
   }
 
-  /** `sim-ctl approve UDID IDENTIFIER`: the person installs a waiting profile in Settings. */
-  approveProfile(identifier: string): void {
+  /** `sim-ctl approve UDID IDENTIFIER`: the person installs a waiting profile in Settings; returns it. */
+  approveProfile(identifier: string): DeviceProfile {
     const p = this.pendingProfiles.find((x) => x.identifier === identifier);
     if (p === undefined) {
       throw new KitError('sim/invalid-state', `no profile "${identifier}" waits for approval on ${this.udid}`, {
@@ -568,6 +568,7 @@ export class VirtualDevice implements ValueState {
       });
     }
     this.installProfile(p);
+    return p;
   }
 
   /** Removes an installed profile (true when it was installed). */

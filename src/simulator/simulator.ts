@@ -15,6 +15,7 @@ import { DeviceCa } from './device-ca.ts';
 import { VirtualDevice, type DeviceHost, type DeviceStateJson, type PowerEvent } from './device.ts';
 import { parseFaultSpec, type FaultSpec } from './faults.ts';
 import { generateIdentity, SeededRandom } from './identity.ts';
+import { checkInInstalledProfile } from './mdm-checkin.ts';
 import { serveLockdown } from './lockdown.ts';
 import { PairRecordStore } from './pair-records.ts';
 import { presetOf, type PresetName, type TrustMode } from './presets.ts';
@@ -432,9 +433,14 @@ export class Simulator implements MuxBackend, DeviceHost {
     return this.addDevice(preset ?? this.defaultPreset, true, productType).udid;
   }
 
-  /** `sim-ctl approve UDID IDENTIFIER`: the person installs a profile that waits in Settings. */
-  approve(udid: string, identifier: string): void {
-    this.slot(udid).device.approveProfile(identifier);
+  /**
+   * `sim-ctl approve UDID IDENTIFIER`: the person installs a profile that waits in Settings; an MDM
+   * enrollment profile then checks in at its check-in URL (resolves once the MDM answered).
+   */
+  async approve(udid: string, identifier: string): Promise<void> {
+    const device = this.slot(udid).device;
+    const p = device.approveProfile(identifier);
+    await checkInInstalledProfile(device, p.bytes, p.identifier);
   }
 
   /**

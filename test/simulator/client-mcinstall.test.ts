@@ -176,7 +176,7 @@ describe('MCInstall requests', () => {
     const again = await mcinstall(mux, udid);
     await again.mc.installProfile(profileBytes('org.example.after-setup'));
     expect((await again.mc.getProfileList()).map((p) => p.identifier)).toEqual(['org.example.during-setup']);
-    sim.approve(udid, 'org.example.after-setup');
+    await sim.approve(udid, 'org.example.after-setup');
     expect((await again.mc.getProfileList()).map((p) => p.identifier).sort()).toEqual([
       'org.example.after-setup',
       'org.example.during-setup',

@@ -349,7 +349,7 @@ describe('escalation and profiles', () => {
     let list = await mc.request({ RequestType: 'GetProfileList' });
     expect(list.OrderedIdentifiers).not.toContain('com.example.later');
 
-    sim.approve(udid, 'com.example.later');
+    await sim.approve(udid, 'com.example.later');
     st = sim.state(udid);
     expect(st.pendingProfiles).toEqual([]);
     list = await mc.request({ RequestType: 'GetProfileList' });
