@@ -9,9 +9,14 @@
  * - supervised pairing with a certificate the device does not know is `pairing/failed`;
  * - the activation server's errors other than offline / Activation Lock are `activation/failed`.
  *
- * Connections: each read opens a lockdown session and closes it afterwards. MCInstall keeps one
- * connection per attachment (DeviceID), because escalation lasts as long as its connection; it is
- * dropped when the device re-attaches or the connection fails.
+ * Connections: one lockdown session per attachment (DeviceID) serves the reads and writes that
+ * follow one another (opening one costs a connection, QueryType, the pair record, StartSession and a
+ * TLS handshake on both sides, eight times per device when each read opened its own); it is dropped
+ * when the device re-attaches, after a failure, pairing or erase, and after
+ * {@link SESSION_IDLE_MS} idle; `pairingState` always opens a new one, restart and shutdown use
+ * a session of their own. MCInstall keeps one
+ * connection per attachment too, because escalation lasts as long as its connection; it is dropped
+ * when the device re-attaches or the connection fails. Device lookups use the watcher.
  */
 import { KitError, hasCode, type ErrorCode } from '../errors.ts';
 import { createLogger } from '../log.ts';
@@ -51,6 +56,12 @@ export interface DeviceAdapterOptions {
   /** Apple's activation server (deviceActivation URL); default Apple's own. */
   readonly activationUrl?: string;
 }
+
+/**
+ * How long an idle kept lockdown session is used again; after a longer pause (a job waiting for a
+ * person or the network) the next call opens a new one.
+ */
+const SESSION_IDLE_MS = 30_000;
 
 /** Codes that mean "this host's pairing is not accepted", as the port names them. */
 const NOT_PAIRED: readonly ErrorCode[] = ['lockdown/invalid-host-id', 'lockdown/missing-pair-record'];
@@ -105,6 +116,10 @@ class DeviceAdapter implements ClosableKitDevice {
   private lastDeviceId: number | undefined;
   /** The MCInstall connection of the current attachment (escalation lives on it). */
   private mc: { client: McInstallClient; deviceId: number } | undefined;
+  /** The lockdown session of the current attachment, kept for the calls that follow. */
+  private kept: { session: DeviceSession; lastUsed: number } | undefined;
+  /** Turns on the kept session (one lockdown connection carries one request at a time). */
+  private sessionQueue: Promise<void> = Promise.resolve();
 
   constructor(udid: string, options: DeviceAdapterOptions) {
     this.udid = udid;
@@ -122,15 +137,13 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   /** A session with the stored pair record; never pairs. Maps a refused session to the port's codes. */
-  private async session(): Promise<DeviceSession> {
+  private async session(device: UsbmuxDevice): Promise<DeviceSession> {
     try {
-      const s = await openDevice(this.o.usbmux, this.udid, {
-        device: await this.locate(),
+      return await openDevice(this.o.usbmux, this.udid, {
+        device,
         pair: 'never',
         ...(this.o.timeoutMs !== undefined ? { timeoutMs: this.o.timeoutMs } : {}),
       });
-      this.lastDeviceId = s.device.deviceId;
-      return s;
     } catch (err) {
       if (hasCode(err, 'device/tls-failed')) {
         throw new KitError('lockdown/invalid-host-id', `${this.udid} refused the session (pairing forgotten)`, {
@@ -142,12 +155,88 @@ class DeviceAdapter implements ClosableKitDevice {
     }
   }
 
-  private async withSession<T>(fn: (s: DeviceSession) => Promise<T>): Promise<T> {
-    const s = await this.session();
+  /** Waits for the kept session to be free; call the returned function to free it. */
+  private async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const before = this.sessionQueue;
+    this.sessionQueue = before.then(() => mine);
+    await before;
+    return release;
+  }
+
+  /** Forgets the kept session and closes its connection (no StopSession: it may be dead already). */
+  private dropSession(): void {
+    const kept = this.kept;
+    this.kept = undefined;
+    kept?.session.lockdown.close();
+  }
+
+  /**
+   * Runs `fn` on the kept lockdown session of the current attachment, opening one when there is none,
+   * the device re-attached, or it sat idle longer than {@link SESSION_IDLE_MS}; `fresh` always opens
+   * a new one (to learn whether the device accepts our pairing now). Calls take turns on the one
+   * connection. A failure drops the session; a kept session found closed by the device
+   * (`device/connection-lost`) is replaced once and `fn` run again.
+   */
+  private async withSession<T>(fn: (s: DeviceSession) => Promise<T>, fresh = false): Promise<T> {
+    const release = await this.acquire();
     try {
-      return await fn(s);
+      if (fresh) this.dropSession();
+      for (let attempt = 0; ; attempt++) {
+        const device = await this.locate();
+        let kept = this.kept;
+        if (
+          kept !== undefined &&
+          (kept.session.device.deviceId !== device.deviceId || Date.now() - kept.lastUsed > SESSION_IDLE_MS)
+        ) {
+          this.dropSession();
+          kept = undefined;
+        }
+        const reused = kept !== undefined;
+        if (kept === undefined) {
+          kept = { session: await this.session(device), lastUsed: Date.now() };
+          this.kept = kept;
+        }
+        this.lastDeviceId = kept.session.device.deviceId;
+        try {
+          const result = await fn(kept.session);
+          kept.lastUsed = Date.now();
+          return result;
+        } catch (err) {
+          if (this.kept === kept) this.dropSession();
+          if (reused && attempt === 0 && hasCode(err, 'device/connection-lost')) {
+            log.debug('the kept lockdown session was closed; opening a new one', { udid: this.udid });
+            continue;
+          }
+          throw err;
+        }
+      }
     } finally {
-      await s.close();
+      release();
+    }
+  }
+
+  /**
+   * Runs `fn` on a session of its own, ended with StopSession before this resolves (the kept one is
+   * dropped first): for a call after which the device goes away (restart, shut down), so the call
+   * returns once the device has answered or left, as a one-session-per-call port did.
+   */
+  private async withOwnSession<T>(fn: (s: DeviceSession) => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      this.dropSession();
+      const s = await this.session(await this.locate());
+      this.lastDeviceId = s.device.deviceId;
+      try {
+        return await fn(s);
+      } finally {
+        await s.close();
+      }
+    } finally {
+      release();
     }
   }
 
@@ -182,7 +271,7 @@ class DeviceAdapter implements ClosableKitDevice {
 
   async pairingState(): Promise<PairingState> {
     try {
-      await this.withSession(() => Promise.resolve());
+      await this.withSession(() => Promise.resolve(), true);
       return 'paired';
     } catch (err) {
       if (hasCode(err, ...NOT_PAIRED)) return 'unpaired';
@@ -221,6 +310,8 @@ class DeviceAdapter implements ClosableKitDevice {
       throw err;
     } finally {
       lockdown.close();
+      // A session kept from before belongs to the pairing this call replaced.
+      this.dropSession();
     }
   }
 
@@ -286,6 +377,7 @@ class DeviceAdapter implements ClosableKitDevice {
 
   close(): void {
     this.dropMc();
+    this.dropSession();
   }
 
   private dropMc(): void {
@@ -361,6 +453,7 @@ class DeviceAdapter implements ClosableKitDevice {
     } finally {
       // eraseDevice closes the connection; the device drops off and wipes itself.
       this.mc = undefined;
+      this.dropSession();
     }
   }
 
@@ -396,7 +489,7 @@ class DeviceAdapter implements ClosableKitDevice {
 
   private async power(action: 'restart' | 'shutdown'): Promise<void> {
     this.dropMc();
-    await this.withSession(async (s) => {
+    await this.withOwnSession(async (s) => {
       const diag = await DiagnosticsClient.start(
         s.lockdown,
         s.record.escrowBag !== undefined ? { escrowBag: s.record.escrowBag } : {},
