@@ -21,7 +21,13 @@
 import { KitError, hasCode, type ErrorCode } from '../errors.ts';
 import type { Vault } from '../identity/vault.ts';
 import { createLogger } from '../log.ts';
-import { MdmClient, discoverServiceConfig, normalizeBaseUrl, type MdmDevice } from '../mdm/client.ts';
+import {
+  MdmClient,
+  discoverServiceConfig,
+  fetchAnchorCertificates,
+  normalizeBaseUrl,
+  type MdmDevice,
+} from '../mdm/client.ts';
 import { configuredUrl, hasStationToken, loadGroupPassword, loadStationToken } from '../mdm/secrets.ts';
 import type { Db } from '../store/db.ts';
 import {
@@ -201,6 +207,43 @@ export interface EnrollmentUrlResolution {
  * names. Other blueprints are returned unchanged. Credential errors reject.
  */
 export async function resolveMdmEnrollmentUrl(deps: MdmLoopDeps, bp: Blueprint): Promise<EnrollmentUrlResolution> {
+  const r = await resolveUrl(deps, bp);
+  return r.source === 'as-written' && r.anchorCertsUrl === undefined ? r : withMdmAnchors(deps, r);
+}
+
+/**
+ * The MDM's anchor certificates written into `AnchorCertificates` when the blueprint gives none and
+ * the URL came from the MDM (its group-specific URL, or discovery): fetched from the
+ * `dep_anchor_certs_url` of `/MDMServiceConfig`. When the MDM cannot be asked the blueprint stays
+ * as it is (the device then trusts the server's TLS chain alone).
+ */
+async function withMdmAnchors(
+  deps: MdmLoopDeps,
+  r: EnrollmentUrlResolution & { anchorCertsUrl?: string },
+): Promise<EnrollmentUrlResolution> {
+  const bp = r.blueprint;
+  const e = bp.enrollment;
+  const plain: EnrollmentUrlResolution = { blueprint: bp, source: r.source };
+  if (e.method !== 'url' || e.anchorCertificates.length > 0) return plain;
+  try {
+    let certs: Buffer[];
+    if (r.anchorCertsUrl !== undefined) certs = await fetchAnchorCertificates(r.anchorCertsUrl);
+    else if (deps.client !== null) certs = await deps.client.anchorCertificates();
+    else return plain;
+    const anchorCertificates = certs.map((der) => der.toString('base64'));
+    log.info('anchor certificates from the MDM', { count: anchorCertificates.length });
+    return { blueprint: { ...bp, enrollment: { ...e, anchorCertificates } }, source: r.source };
+  } catch (err) {
+    if (!isMdmUnavailable(err) && !hasCode(err, 'mdm/not-found')) throw err;
+    log.warn('anchor certificates not fetched', { code: (err as KitError).code });
+    return plain;
+  }
+}
+
+async function resolveUrl(
+  deps: MdmLoopDeps,
+  bp: Blueprint,
+): Promise<EnrollmentUrlResolution & { anchorCertsUrl?: string }> {
   const e = bp.enrollment;
   if (e.method !== 'url') return { blueprint: bp, source: 'as-written' };
   const withUrl = (url: string): Blueprint => ({ ...bp, enrollment: { ...e, url } });
@@ -226,7 +269,7 @@ export async function resolveMdmEnrollmentUrl(deps: MdmLoopDeps, bp: Blueprint):
   if (isBareHost(e.url)) {
     try {
       const config = await discoverServiceConfig(normalizeBaseUrl(e.url));
-      return { blueprint: withUrl(config.enrollmentUrl), source: 'discovered' };
+      return { blueprint: withUrl(config.enrollmentUrl), source: 'discovered', anchorCertsUrl: config.anchorCertsUrl };
     } catch (err) {
       if (!isMdmUnavailable(err) && !hasCode(err, 'mdm/not-found')) throw err;
       return { blueprint: bp, source: 'as-written' };

@@ -487,6 +487,48 @@ export class MdmClient {
   serviceConfig(): Promise<ServiceConfig> {
     return discoverServiceConfig(this.baseUrl, { timeoutMs: this.#timeoutMs });
   }
+
+  /**
+   * The MDM's anchor certificates (DER): `GET` on the `dep_anchor_certs_url` of its
+   * `/MDMServiceConfig` (see {@link fetchAnchorCertificates}).
+   */
+  async anchorCertificates(): Promise<Buffer[]> {
+    const config = await this.serviceConfig();
+    return fetchAnchorCertificates(config.anchorCertsUrl, { timeoutMs: this.#timeoutMs });
+  }
+}
+
+const AnchorCertsSchema = z
+  .array(
+    z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64'),
+  )
+  .min(1);
+
+/**
+ * The anchor certificates at `url` (the `dep_anchor_certs_url` of `/MDMServiceConfig`; contract
+ * route `GET /mdm/anchor-certs`, no authentication): a JSON array of base64 DER certificates, the
+ * server's signing CA first. Returned as DER bytes, in the server's order. The device trusts the
+ * enrollment server through them (`AnchorCertificates` in the cloud configuration).
+ * Throws `usage/invalid-argument` (not an http(s) URL), the network codes, `mdm/not-found`,
+ * `mdm/bad-response` (not such an array, or an empty one).
+ */
+export async function fetchAnchorCertificates(url: string, options: { timeoutMs?: number } = {}): Promise<Buffer[]> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new KitError('usage/invalid-argument', `"${url}" is not an anchor certificates URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
+    throw new KitError('usage/invalid-argument', `the anchor certificates URL must be http(s), got ${parsed.protocol}`);
+  const route = '/mdm/anchor-certs';
+  const spec: RequestSpec = { method: 'GET', route, path: parsed.pathname, auth: false };
+  const a = await send(parsed.href, spec, {}, options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 1024 * 1024);
+  if (a.status !== 200) throw errorFromAnswer(route, a.status, a.contentType, a.body);
+  return parseJson(route, a, AnchorCertsSchema).map((b64) => Buffer.from(b64, 'base64'));
 }
 
 /**
