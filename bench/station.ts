@@ -5,9 +5,11 @@
  * - 64 devices with `--timing none` (the devices answer at once): wall time of the batch (target
  *   ≤ 3 s), station CPU per device (`process.cpuUsage` of this process over the batch; target
  *   ≤ 25 ms), peak RSS of this process sampled during the batch (target ≤ 150 MB).
- * - 8 devices with `--timing realistic --time-scale 0.1`: the scheduler's overhead, the batch's wall
- *   time divided by the slowest device's own time (its first job event to `jobFinished`; target
- *   ≤ 1.05×).
+ * - 8 devices with `--timing realistic --time-scale 0.1`: the scheduler's overhead, the time from
+ *   the first job created to the last one finished divided by the slowest device's own time (its
+ *   first job event to `jobFinished`; target ≤ 1.05×). The batch's start-up before its first job
+ *   (data folder, vault, blueprint, watcher; once per batch) is printed beside it, with the ratio
+ *   of the whole call.
  *
  * `npm run bench -- station` (via bench/run.ts) or standalone: `node_modules/.bin/node bench/station.ts`.
  */
@@ -107,7 +109,15 @@ async function batch(
   devices: number,
   simArgs: string[],
   maxParallel: number,
-): Promise<{ wallMs: number; cpuMs: number; peakRssMb: number; done: number; slowestDeviceMs: number }> {
+): Promise<{
+  wallMs: number;
+  cpuMs: number;
+  peakRssMb: number;
+  done: number;
+  slowestDeviceMs: number;
+  startupMs: number;
+  jobsMs: number;
+}> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kit-bench-station-'));
   const fleet = await spawnFleet(['--devices', String(devices), '--preset', 'fresh', ...simArgs], dir);
   try {
@@ -115,10 +125,14 @@ async function batch(
     const station = new Station({ usbmuxdAddress: fleet.usbmuxd, dataDir, passphraseFile });
     const firstSeen = new Map<string, number>();
     const own = new Map<string, number>();
+    let lastFinished = 0;
     station.on((e: StationEvent) => {
       if ((e.type === 'jobCreated' || e.type === 'jobResumed') && !firstSeen.has(e.udid))
         firstSeen.set(e.udid, performance.now());
-      if (e.type === 'jobFinished') own.set(e.udid, performance.now() - (firstSeen.get(e.udid) ?? performance.now()));
+      if (e.type === 'jobFinished') {
+        lastFinished = performance.now();
+        own.set(e.udid, lastFinished - (firstSeen.get(e.udid) ?? lastFinished));
+      }
     });
     // process.memoryUsage.rss() is the cheap reading (the full memoryUsage() walks the heap spaces).
     let peak = process.memoryUsage.rss();
@@ -135,6 +149,7 @@ async function batch(
       activationUrl: fleet.activationUrl,
     });
     const wallMs = performance.now() - t0;
+    const firstJob = Math.min(...firstSeen.values());
     const cpu = process.cpuUsage(cpu0);
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage.rss());
@@ -145,6 +160,11 @@ async function batch(
       peakRssMb: peak / 2 ** 20,
       done: results.filter((r) => r.status === 'done').length,
       slowestDeviceMs: Math.max(0, ...own.values()),
+      // Before the first job: opening the data folder, unlocking the vault, loading the blueprint,
+      // starting the watcher (paid once per batch, not per device).
+      startupMs: Number.isFinite(firstJob) ? firstJob - t0 : Number.NaN,
+      // The first job created to the last one finished: what the scheduler adds to its slowest device.
+      jobsMs: Number.isFinite(firstJob) ? lastFinished - firstJob : Number.NaN,
     };
   } finally {
     await fleet.stop();
@@ -156,7 +176,10 @@ async function batch(
 export async function run(): Promise<BenchResult[]> {
   const fast = await batch(64, ['--timing', 'none'], 64);
   const real = await batch(8, ['--timing', 'realistic', '--time-scale', '0.1'], 8);
-  const ratio = real.slowestDeviceMs > 0 ? real.wallMs / real.slowestDeviceMs : Number.NaN;
+  // The scheduler's overhead: its jobs (first created to last finished) against the slowest of them;
+  // the batch's start-up is printed beside it, and the whole call's wall time too.
+  const ratio = real.slowestDeviceMs > 0 ? real.jobsMs / real.slowestDeviceMs : Number.NaN;
+  const ratioWhole = real.slowestDeviceMs > 0 ? real.wallMs / real.slowestDeviceMs : Number.NaN;
   return [
     {
       name: 'station 64 devices (timing none): devices done',
@@ -187,6 +210,11 @@ export async function run(): Promise<BenchResult[]> {
       ok: fast.peakRssMb <= 150,
     },
     {
+      name: 'station 64 devices (timing none): start-up before the first job',
+      value: fast.startupMs / 1000,
+      unit: 's',
+    },
+    {
       name: 'station 8 devices (realistic ×0.1): devices done',
       value: real.done,
       unit: 'devices',
@@ -194,14 +222,25 @@ export async function run(): Promise<BenchResult[]> {
       ok: real.done === 8,
     },
     { name: 'station 8 devices (realistic ×0.1): batch wall time', value: real.wallMs / 1000, unit: 's' },
+    {
+      name: 'station 8 devices (realistic ×0.1): start-up before the first job',
+      value: real.startupMs / 1000,
+      unit: 's',
+    },
+    {
+      name: 'station 8 devices (realistic ×0.1): first job created to last finished',
+      value: real.jobsMs / 1000,
+      unit: 's',
+    },
     { name: 'station 8 devices (realistic ×0.1): slowest device', value: real.slowestDeviceMs / 1000, unit: 's' },
     {
-      name: 'station overhead (batch ÷ slowest device)',
+      name: 'station overhead (jobs ÷ slowest device)',
       value: ratio,
       unit: '×',
       target: '≤ 1.05×',
       ok: ratio <= 1.05,
     },
+    { name: 'station overhead with start-up (whole call ÷ slowest device)', value: ratioWhole, unit: '×' },
   ];
 }
 
