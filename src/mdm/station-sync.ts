@@ -17,7 +17,7 @@
  */
 import { KitError } from '../errors.ts';
 import type { Vault } from '../identity/vault.ts';
-import { refreshEnrollmentConfirmations } from '../kitting/mdm-port.ts';
+import { openMdmClient, refreshEnrollmentConfirmations } from '../kitting/mdm-port.ts';
 import { createLogger } from '../log.ts';
 import { appendAudit } from '../store/audit.ts';
 import { openStationDatabase, type Db } from '../store/db.ts';
@@ -237,8 +237,17 @@ export class StationSync {
 
   /** The configured client (the running one, else opened now), or null when sync is not configured or the vault cannot open. */
   async client(): Promise<MdmClient | null> {
-    const r = this.#running ?? (await this.#open().catch(() => undefined));
-    return r?.client ?? null;
+    const r = this.#running;
+    if (r !== undefined) return r.client;
+    // Not started: a client of its own, without starting the syncer.
+    const db = openStationDatabase(this.#o.dataDir);
+    try {
+      return await openMdmClient(db, () => this.#o.vault(false), {
+        ...(this.#o.timeoutMs !== undefined ? { timeoutMs: this.#o.timeoutMs } : {}),
+      }).catch(() => null);
+    } finally {
+      db.close();
+    }
   }
 
   async #require(): Promise<Running> {
