@@ -16,7 +16,7 @@ export class PairRecordStore {
   constructor(dir?: string) {
     this.dir = dir;
     if (dir !== undefined) {
-      fs.mkdirSync(dir, { recursive: true });
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
       for (const name of fs.readdirSync(dir)) {
         if (name.endsWith('.plist') && name !== 'SystemConfiguration.plist') {
           this.records.set(name.slice(0, -'.plist'.length), fs.readFileSync(path.join(dir, name)));
@@ -49,7 +49,12 @@ export class PairRecordStore {
     }
     this.records.set(udid, xml);
     const f = this.file(udid);
-    if (f !== undefined) fs.writeFileSync(f, xml);
+    if (f !== undefined) {
+      // A pair record holds the host's and root's private keys and the escrow bag: owner-only, like
+      // every secret file of the station (an existing file keeps its mode on write, hence chmod).
+      fs.writeFileSync(f, xml, { mode: 0o600 });
+      fs.chmodSync(f, 0o600);
+    }
     return 0;
   }
 
