@@ -155,6 +155,12 @@ function stepsOf(db: Db, jobId: string): StepRecord[] {
   return rows.map(stepFromRaw);
 }
 
+function stepOf(db: Db, jobId: string, stepId: string): StepRecord | undefined {
+  const row = stmt(db, `SELECT ${STEP_COLUMNS} FROM job_steps WHERE job_id = ? AND step_id = ?`).get(jobId, stepId) as
+    RawStep | undefined;
+  return row === undefined ? undefined : stepFromRaw(row);
+}
+
 function parseObject(text: string): JsonObject {
   const v = JSON.parse(text) as unknown;
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as JsonObject) : {};
@@ -393,7 +399,7 @@ export function markStepRunning(db: Db, jobId: string, stepId: string, at: strin
       [at],
     );
     touchJob(db, jobId, 'running', at);
-    const step = stepsOf(db, jobId).find((s) => s.stepId === stepId);
+    const step = stepOf(db, jobId, stepId);
     if (step === undefined) throw new KitError('bug', `no step ${stepId} in job ${jobId}`);
     insertEvent(db, jobId, stepId, 'stepStarted', { attempt: step.attempts }, at);
     return step;
