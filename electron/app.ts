@@ -83,6 +83,8 @@ export async function startApp(appRoot: string = app.getAppPath()): Promise<Runn
   const userData = app.getPath('userData');
   const vault = keychainVault();
   const station = new Station({ dataDir: userData, actor: 'app', ...(vault !== undefined ? { vault } : {}) });
+  // The MDM syncer runs inside the station once sync is configured: results drain by themselves.
+  station.start().catch((err: unknown) => log.warn('station start failed; results stay queued', { err }));
   const lang = (): 'ja' | 'en' => {
     try {
       return station.settings().language;

@@ -148,6 +148,14 @@ vi.mock('electron', () => ({
 }));
 
 const { startApp } = await import('../../electron/app.ts');
+const { Station } = await import('../../src/station.ts');
+// Counted by hand: the project's mock settings may clear spy calls between tests.
+let stationStarts = 0;
+const originalStart = Station.prototype.start;
+Station.prototype.start = function countedStart(this: InstanceType<typeof Station>) {
+  stationStarts += 1;
+  return originalStart.call(this);
+};
 const { badgeCount, AttentionTracker } = await import('../../electron/attention.ts');
 const { CONTENT_SECURITY_POLICY } = await import('../../electron/security.ts');
 
@@ -167,6 +175,12 @@ afterAll(async () => {
 function trustedEvent(): unknown {
   return { sender: win?.webContents, senderFrame: win?.webContents.mainFrame };
 }
+
+describe('station lifecycle', () => {
+  it('starts the station (and with it the MDM syncer) when the app starts', () => {
+    expect(stationStarts).toBe(1);
+  });
+});
 
 describe('IPC binding', () => {
   it('binds exactly one kit: channel per contract command', () => {
