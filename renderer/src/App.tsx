@@ -14,8 +14,9 @@ import { OrganizationsScreen } from './screens/Organizations.tsx';
 import { PlansScreen } from './screens/Plans.tsx';
 import { ReportsScreen } from './screens/Reports.tsx';
 import { SettingsScreen } from './screens/Settings.tsx';
+import { SyncScreen } from './screens/Sync.tsx';
 
-export const SCREENS = ['station', 'blueprints', 'organizations', 'plans', 'reports', 'settings'] as const;
+export const SCREENS = ['station', 'blueprints', 'organizations', 'plans', 'sync', 'reports', 'settings'] as const;
 export type ScreenId = (typeof SCREENS)[number];
 
 const NAV_KEYS: Readonly<Record<ScreenId, MessageKey>> = {
@@ -23,6 +24,7 @@ const NAV_KEYS: Readonly<Record<ScreenId, MessageKey>> = {
   blueprints: 'nav.blueprints',
   organizations: 'nav.organizations',
   plans: 'nav.plans',
+  sync: 'nav.sync',
   reports: 'nav.reports',
   settings: 'nav.settings',
 };
@@ -32,6 +34,7 @@ const NAV_ICONS: Readonly<Record<ScreenId, string>> = {
   blueprints: '☰',
   organizations: '◈',
   plans: '#',
+  sync: '⇅',
   reports: '▤',
   settings: '⚙',
 };
@@ -130,6 +133,9 @@ export function App(props: { client: StationClient }): ReactNode {
         break;
       case 'plans':
         screen = <PlansScreen />;
+        break;
+      case 'sync':
+        screen = <SyncScreen />;
         break;
       case 'reports':
         screen = <ReportsScreen />;

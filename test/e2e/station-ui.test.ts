@@ -232,6 +232,27 @@ describe('station UI', () => {
     await shot('reports-ja');
   });
 
+  it('shows the sync queue drained to the reference MDM and the MDM record of a prepared device', async () => {
+    await nav('sync');
+    const status = page.getByTestId('sync-status');
+    await expect
+      .poll(() => status.locator('dd[data-state]').getAttribute('data-state'), { timeout: 30_000 })
+      .toBe('online');
+    await expect.poll(() => page.getByTestId('sync-queue').textContent(), { timeout: 60_000 }).toBe('0');
+    await expect
+      .poll(async () => Number((await status.locator('dd').nth(2).textContent()) ?? '0'), { timeout: 60_000 })
+      .toBeGreaterThanOrEqual(8);
+    const token = await page.locator('input[name="mdm-token"]').inputValue();
+    expect(token).toBe('');
+    const serial = ((await page.evaluate(
+      "fetch('/api/command/report.generate', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => r.json()).then((e) => e.result.devices[0].serial)",
+    )) ?? '') as string;
+    await page.locator('input[name="mdm-serial"]').fill(serial);
+    await page.getByRole('button', { name: 'MDMで確認' }).click();
+    await expect.poll(() => page.getByTestId('mdm-device').textContent(), { timeout: 10_000 }).toBeTruthy();
+    await shot('sync-ja');
+  });
+
   it('shows the settings with the data folder', async () => {
     await nav('settings');
     await expect.poll(() => page.getByTestId('data-dir').textContent(), { timeout: 10_000 }).toBe(serve.dataDir);
@@ -248,7 +269,7 @@ describe('station UI', () => {
       .toBe('Done — unplug it');
     expect(await page.locator('nav').textContent()).toContain('Blueprints');
     await shot('station-en-done');
-    for (const screen of ['blueprints', 'organizations', 'plans', 'reports']) {
+    for (const screen of ['blueprints', 'organizations', 'plans', 'sync', 'reports']) {
       await nav(screen);
       await page.waitForTimeout(300);
       await shot(`${screen}-en`);

@@ -15,6 +15,7 @@ type Summary = CommandResult<'blueprints.list'>[number];
 type Identity = CommandResult<'identities.list'>[number];
 type SkipPane = CommandResult<'skipPanes.list'>[number];
 type Issue = CommandResult<'blueprints.validate'>['issues'][number];
+type Group = CommandResult<'sync.groups'>['groups'][number];
 
 const PLATFORM_KEYS: Readonly<Record<string, MessageKey>> = {
   ios: 'bp.platform.ios',
@@ -90,6 +91,10 @@ function Editor(props: {
   const [warnings, setWarnings] = useState<Issue[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
+  const [groups, setGroups] = useState<Group[]>([]);
+  useEffect(() => {
+    client.call('sync.groups', {}).then((g) => setGroups(g.groups), setError);
+  }, [client]);
   const allKeys = useMemo(() => props.panes.map((p) => p.key), [props.panes]);
   const json = useMemo(() => toBlueprint(f, allKeys), [f, allKeys]);
   const set = <K extends keyof Form>(k: K, v: Form[K]): void => {
@@ -126,7 +131,7 @@ function Editor(props: {
     k: keyof Form,
     id: string,
     label: string,
-    extra: { type?: string; hint?: string; forced?: string } = {},
+    extra: { type?: string; hint?: string; forced?: string; list?: string } = {},
   ): ReactNode => (
     <Field
       id={id}
@@ -138,6 +143,7 @@ function Editor(props: {
       <input
         id={`f-${id}`}
         type={extra.type ?? 'text'}
+        list={extra.list}
         value={String(f[k])}
         aria-invalid={issues.some((i) => i.path === id)}
         onChange={(e) => set(k, e.target.value as never)}
@@ -379,7 +385,17 @@ function Editor(props: {
         ) : null}
         {f.enrollment !== 'none' ? (
           <div className="nested">
-            {txt('groupId', 'enrollment.group.groupId', t('bp.groupId'), { hint: t('bp.groupHint') })}
+            {txt('groupId', 'enrollment.group.groupId', t('bp.groupId'), {
+              hint: t('bp.groupHint'),
+              list: 'mdm-groups',
+            })}
+            <datalist id="mdm-groups">
+              {groups.map((g) => (
+                <option key={g.id} value={g.id}>
+                  {typeof g.path === 'string' ? g.path : typeof g.name === 'string' ? g.name : g.id}
+                </option>
+              ))}
+            </datalist>
             <Check
               id="enrollment.group.hideAuthScreen"
               label={t('bp.hideAuthScreen')}
