@@ -42,7 +42,8 @@ export type DeviceState = (typeof DEVICE_STATES)[number];
 /**
  * What a person must do at a port, as a code the UI translates (`NEXT_ACTION_WORDS` in
  * `src/i18n/messages.ts`): tap Trust, unlock, connect to the internet, Activation Lock (the
- * owner's Apple ID or proof of purchase), confirm the erase, plug the device back in.
+ * owner's Apple ID or proof of purchase), confirm the erase, plug the device back in, take the
+ * device out of recovery mode (`devices.leaveRecovery` with the state's `ecid`).
  */
 export const NEXT_ACTIONS = [
   'tap-trust',
@@ -51,11 +52,20 @@ export const NEXT_ACTIONS = [
   'activation-lock',
   'confirm-erase',
   'reconnect',
+  'leave-recovery',
 ] as const;
 export type NextAction = (typeof NEXT_ACTIONS)[number];
 
-/** One device as the station tracks it (`devices.states`, `deviceStateChanged`). */
+/**
+ * One device as the station tracks it (`devices.states`, `deviceStateChanged`).
+ *
+ * A device in recovery or DFU mode (state `recovery`, seen on the USB bus only) is keyed by its
+ * UDID when the station saw it before in normal mode with the same ECID or serial number, else by
+ * `ecid:<0x-hex ECID>` (`ecid:0x000005752935F194`), or `usb:<port path>` when its serial string
+ * could not be read. Such `ecid:`/`usb:` entries are dropped once the device leaves the bus.
+ */
 export interface DeviceStateInfo {
+  /** The UDID, or for a recovery/DFU device not seen before `ecid:<hex>` / `usb:<path>` (see above). */
   readonly udid: string;
   readonly state: DeviceState;
   /** What a person must do, when something is needed. */
@@ -66,6 +76,10 @@ export interface DeviceStateInfo {
   readonly code?: ErrorCode;
   /** Its hub (usbmuxd location's bus, or the USB port map's hub), when known. */
   readonly hub?: HubId | null;
+  /** Recovery/DFU: where it is plugged in (port path and ja/en label), when on a numbered hub. */
+  readonly port?: { readonly path: string; readonly label: { readonly ja: string; readonly en: string } } | null;
+  /** Recovery/DFU: its ECID as `0x` + 16 hex digits (the input of `devices.leaveRecovery`). */
+  readonly ecid?: string;
   readonly updatedAt: string;
 }
 
@@ -118,6 +132,18 @@ const serial = z.string().regex(/^[A-Za-z0-9]{1,64}$/, 'a serial number is 1–6
 const blueprintRef = z.string().trim().min(1).max(4096);
 const cap = z.number().int().min(1).max(256);
 const none = z.strictObject({});
+/** An ECID as decimal (lockdown's `UniqueChipID`) or `0x` hex, parsed to a 64-bit bigint. */
+const ecidText = z
+  .string()
+  .regex(/^(0x[0-9a-fA-F]{1,16}|[0-9]{1,20})$/, 'an ECID is decimal or 0x-hex')
+  .transform((text, ctx) => {
+    const value = BigInt(text);
+    if (value > 0xffff_ffff_ffff_ffffn) {
+      ctx.issues.push({ code: 'custom', message: 'an ECID is a 64-bit value', input: text });
+      return z.NEVER;
+    }
+    return value;
+  });
 
 /** The typed confirmation of a destructive command: the person types ERASE. */
 export const ERASE_CONFIRMATION = 'ERASE';
@@ -443,6 +469,22 @@ export const COMMANDS = {
     'delete an inactive device record at the MDM, freeing its license; audited',
     z.strictObject({ serial, confirmed: z.literal(true) }),
     (s, i) => s.mdmDelete(i.serial),
+  ),
+  'usb.status': command('whether USB (ports, recovery/DFU detection) works here, and why not', none, (s) =>
+    s.usbStatus(),
+  ),
+  'usb.devices': command('Apple devices on the USB bus (recovery and DFU included) with their ports', none, (s) =>
+    s.usbDevices(),
+  ),
+  'devices.leaveRecovery': command(
+    'take a recovery-mode device out of recovery (it boots iOS); audited',
+    z.strictObject({ ecid: ecidText }),
+    (s, i) => s.leaveRecovery(i.ecid),
+  ),
+  'devices.enterRecovery': command(
+    'reboot a device into recovery mode (disruptive: needs confirmed: true); audited',
+    z.strictObject({ udid, confirmed: z.literal(true) }),
+    (s, i) => s.enterRecovery(i.udid, { confirmed: i.confirmed }),
   ),
   'settings.get': command('station-wide settings', none, (s) => Promise.resolve(s.settings())),
   'settings.set': command('change station-wide settings (given keys only)', settingsInput, (s, i) =>

@@ -32,6 +32,7 @@ import { DeviceWatcher } from './device/watcher.ts';
 import {
   UsbLayer,
   formatEcid,
+  hasIbootSerial,
   type AppleUsbDevice,
   type KnownDeviceIdentity,
   type LeaveRecoveryResult,
@@ -109,7 +110,10 @@ export interface StationOptions {
   actor?: string;
   /** The USB layer (default: over the `usb` package, loaded on first use). Tests give one over a fake backend. */
   usb?: UsbLayer | undefined;
-  /** The hub of a device for per-hub caps (default: the USB bus of its usbmuxd location id). */
+  /**
+   * The hub of a device for per-hub caps (default: the USB port map's hub when USB is tracked and
+   * the map knows the device, else the USB bus of its usbmuxd location id).
+   */
   hubOf?: HubOf;
   /** Runner retry policy (tests shorten the backoff). */
   retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
@@ -318,6 +322,11 @@ export class Station {
   /** ECID and serial number per UDID, learned in normal mode, to find a device again in recovery mode. */
   private readonly knownIdentities = new Map<string, KnownDeviceIdentity>();
   private readonly hubOf: HubOf;
+  /** The latest port map while USB is tracked ({@link trackUsb}), refreshed on every USB hotplug event. */
+  private ports: PortMap | undefined;
+  /** USB tracking: started (a promise of whether USB is available), and the state key per recovery/DFU attachment. */
+  private usbTracking: Promise<boolean> | undefined;
+  private readonly usbKeys = new Map<string, string>();
   private readonly retry: StationOptions['retry'];
   private readonly listeners = new Set<(event: StationEvent) => void>();
   private readonly states = new Map<string, DeviceStateInfo>();
@@ -339,7 +348,7 @@ export class Station {
     this.actor = options.actor ?? 'cli';
     this.vault = options.vault;
     this.usb = options.usb ?? new UsbLayer();
-    this.hubOf = options.hubOf ?? busHub;
+    this.hubOf = options.hubOf ?? ((d) => this.ports?.hubOfUsbmux(d) ?? busHub(d));
     this.retry = options.retry;
     this.mdmSync = new StationSync({
       dataDir: this.dataDir,
@@ -352,11 +361,86 @@ export class Station {
 
   /**
    * Starts the station's background work: the MDM syncer when sync is configured (results then
-   * drain to the MDM as jobs finish). Resolves with whether the syncer runs.
+   * drain to the MDM as jobs finish), and USB tracking ({@link trackUsb}). Resolves with whether
+   * each runs.
    * @throws KitError vault codes when the stored token cannot be opened.
    */
-  start(): Promise<{ sync: boolean }> {
-    return this.mdmSync.start().then((sync) => ({ sync }));
+  async start(): Promise<{ sync: boolean; usb: boolean }> {
+    const [sync, usb] = await Promise.all([this.mdmSync.start(), this.trackUsb()]);
+    return { sync, usb };
+  }
+
+  /**
+   * Tracks the USB bus (once; later calls answer the first one): enumerates, then follows hotplug.
+   * Devices in recovery or DFU mode appear in {@link deviceStates} as `recovery` with next action
+   * `leave-recovery` (keys: see `DeviceStateInfo` in the contract), and the port map feeds the
+   * per-hub caps. Resolves false, changing nothing, when USB is off (`usb.status` says why).
+   * Never throws.
+   */
+  trackUsb(): Promise<boolean> {
+    this.usbTracking ??= (async () => {
+      const status = await this.usb.status();
+      if (!status.available) {
+        log.info('USB is off: no port map, no recovery detection', { code: status.reason.code });
+        return false;
+      }
+      this.usb.on('usbAttached', (d) => this.onUsbChanged(d, true));
+      this.usb.on('usbDetached', (d) => this.onUsbChanged(d, false));
+      try {
+        await this.usb.watch();
+      } catch (err) {
+        log.warn('USB hotplug unavailable: the bus is read at start only', { error: err });
+      }
+      try {
+        const devices = await this.usb.devices();
+        for (const d of devices) this.onUsbChanged(d, true);
+      } catch (err) {
+        log.warn('USB enumeration failed', { error: err });
+      }
+      await this.refreshPorts();
+      return true;
+    })();
+    return this.usbTracking;
+  }
+
+  private async refreshPorts(): Promise<void> {
+    try {
+      this.ports = await this.usb.portMap([], [...this.knownIdentities.values()]);
+    } catch (err) {
+      log.warn('USB port map unavailable', { error: err });
+    }
+  }
+
+  /** The state key of a recovery/DFU device: a UDID seen before with its ECID or serial number, else `ecid:`/`usb:`. */
+  private recoveryKey(d: AppleUsbDevice): string {
+    for (const k of this.knownIdentities.values()) {
+      if (d.ecid !== undefined && k.ecid === d.ecid) return k.udid;
+      if (d.serialNumber !== undefined && k.serialNumber === d.serialNumber) return k.udid;
+    }
+    return d.ecid !== undefined ? `ecid:${formatEcid(d.ecid)}` : `usb:${d.portPath}`;
+  }
+
+  private onUsbChanged(d: AppleUsbDevice, attached: boolean): void {
+    if (this.closed) return;
+    void this.refreshPorts();
+    if (!hasIbootSerial(d.mode)) return;
+    if (attached) {
+      const key = this.usbKeys.get(d.handle) ?? this.recoveryKey(d);
+      this.usbKeys.set(d.handle, key);
+      this.setState(key, {
+        state: 'recovery',
+        ...(d.mode === 'recovery' ? { nextAction: 'leave-recovery' as const } : {}),
+        hub: d.location?.hubId ?? null,
+        port: d.location !== undefined ? { path: d.location.path, label: { ...d.location.label } } : null,
+        ...(d.ecid !== undefined ? { ecid: formatEcid(d.ecid) } : {}),
+      });
+      return;
+    }
+    const key = this.usbKeys.get(d.handle);
+    if (key === undefined) return;
+    this.usbKeys.delete(d.handle);
+    if (this.states.get(key)?.state === 'recovery') this.setState(key, { state: 'detached' });
+    if (key.startsWith('ecid:') || key.startsWith('usb:')) this.states.delete(key);
   }
 
   /**
@@ -475,6 +559,8 @@ export class Station {
       ...((change.jobId ?? before?.jobId) !== undefined ? { jobId: change.jobId ?? before?.jobId } : {}),
       ...(change.code !== undefined ? { code: change.code } : {}),
       hub: change.hub !== undefined ? change.hub : (before?.hub ?? null),
+      ...(change.port !== undefined ? { port: change.port } : {}),
+      ...(change.ecid !== undefined ? { ecid: change.ecid } : {}),
       updatedAt: new Date().toISOString(),
     };
     this.states.set(udid, next);
@@ -1473,6 +1559,10 @@ export class Station {
   async leaveRecovery(ecid: bigint): Promise<LeaveRecoveryResult> {
     const result = await this.usb.leaveRecovery(ecid);
     this.audit('recovery-exit', formatEcid(ecid), { path: result.location?.path ?? null });
+    const hex = formatEcid(ecid);
+    for (const s of this.states.values()) {
+      if (s.state === 'recovery' && s.ecid === hex) this.setState(s.udid, { state: 'detached' });
+    }
     return result;
   }
 

@@ -228,6 +228,23 @@ export class PortMap {
     return typeof key === 'bigint' ? this.byEcid.get(key) : this.byUdid.get(key);
   }
 
+  /**
+   * The hub id of a usbmuxd device (per-hub caps): by its UDID when the map was built with it, else
+   * by the USB serial (= UDID in normal mode) or the usbmuxd location id of a device on the bus, so
+   * a map built before the device reached usbmuxd still answers. Undefined when unknown.
+   */
+  hubOfUsbmux(device: Pick<UsbmuxDevice, 'udid' | 'locationId' | 'connectionType'>): string | undefined {
+    const known = this.hubOf(device.udid);
+    if (known !== undefined) return known;
+    const udid = device.udid.toLowerCase();
+    const entry =
+      this.entries.find((e) => e.device.udid?.toLowerCase() === udid) ??
+      (device.connectionType === 'USB' && device.locationId !== undefined && device.locationId !== 0
+        ? this.entries.find((e) => e.device.locationId === device.locationId)
+        : undefined);
+    return entry?.location.hubId;
+  }
+
   /** Ids of every numbered hub, in number order. */
   hubIds(): string[] {
     return [...this.hubs].sort((a, b) => a.number - b.number).map((h) => h.id);

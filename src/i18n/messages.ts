@@ -1175,6 +1175,7 @@ export const NEXT_ACTION_WORDS: Readonly<Record<NextAction, Readonly<Record<Lang
   'activation-lock': { ja: 'アクティベーションロック', en: 'Activation Lock' },
   'confirm-erase': { ja: '消去の確認が必要', en: 'Confirm erase' },
   reconnect: { ja: 'ケーブルを接続し直す', en: 'Plug it back in' },
+  'leave-recovery': { ja: 'リカバリーモードを終了', en: 'Leave recovery mode' },
 };
 
 /** The words for an error (KitError or anything thrown) in the given language. */

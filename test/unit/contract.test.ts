@@ -60,6 +60,10 @@ const BAD: Record<CommandName, { input: unknown; path: string }> = {
   'mdm.device': { input: { serial: 'a b' }, path: 'serial' },
   'mdm.inactivate': { input: { serial: 'A1', force: true, confirmed: false }, path: 'confirmed' },
   'mdm.delete': { input: { serial: 'A1' }, path: 'confirmed' },
+  'usb.status': { input: { x: 1 }, path: '' },
+  'usb.devices': { input: 'all', path: '' },
+  'devices.leaveRecovery': { input: { ecid: 'ECID:12' }, path: 'ecid' },
+  'devices.enterRecovery': { input: { udid: 'A1' }, path: 'confirmed' },
   'settings.get': { input: { key: 'a' }, path: '' },
   'settings.set': { input: { perHub: 1.5 }, path: 'perHub' },
 };
