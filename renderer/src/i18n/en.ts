@@ -54,6 +54,7 @@ export const en: Readonly<Record<MessageKey, string>> = {
   'next.activation-lock': 'Activation Lock',
   'next.confirm-erase': 'Confirm the erase',
   'next.reconnect': 'Plug it back in',
+  'next.leave-recovery': 'Leave recovery mode',
   'next.done': 'Done — unplug it',
   'next.failed': 'See the details',
   'next.wait': 'Nothing to do — please wait',
@@ -256,6 +257,8 @@ export const en: Readonly<Record<MessageKey, string>> = {
   'bp.valid': 'No problems found',
   'bp.issues': 'Fix {n} field(s)',
   'bp.saved': 'Saved',
+  'bp.credentialsOk': 'The enrollment credentials were checked with the MDM',
+  'bp.credentialsNotChecked': 'The enrollment credentials were not checked ({reason})',
 
   'org.intro':
     'The supervision identity (certificate and private key) proves which organization supervises the devices. Changing it means erasing and preparing every device again, so keep it safe. Compare fingerprints to check that two stations share one.',

@@ -53,6 +53,7 @@ export const ja = {
   'next.activation-lock': 'アクティベーションロック',
   'next.confirm-erase': '消去の確認が必要',
   'next.reconnect': 'もう一度接続してください',
+  'next.leave-recovery': 'リカバリーモードを終了',
   'next.done': '完了 — 取り外せます',
   'next.failed': '詳細を確認してください',
   'next.wait': 'そのままお待ちください',
@@ -256,6 +257,8 @@ export const ja = {
   'bp.valid': '入力内容に問題はありません',
   'bp.issues': '{n}件の項目を修正してください',
   'bp.saved': '保存しました',
+  'bp.credentialsOk': '端末登録用認証情報をMDMで確認しました',
+  'bp.credentialsNotChecked': '端末登録用認証情報は未確認です（{reason}）',
 
   'org.intro':
     '監視用ID（証明書と秘密鍵）は端末を監視する組織の証明です。変更すると全端末の消去と再準備が必要になるため、大切に保管してください。フィンガープリントで2台のステーションが同じIDか確認できます。',

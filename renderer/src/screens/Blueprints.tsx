@@ -85,13 +85,14 @@ function Editor(props: {
   onCancel: () => void;
 }): ReactNode {
   const { t, lang } = useI18n();
-  const { client } = useApp();
+  const { client, words } = useApp();
   const [f, setF] = useState<Form>(props.initial);
   const [issues, setIssues] = useState<Issue[]>([]);
   const [warnings, setWarnings] = useState<Issue[]>([]);
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
   const [groups, setGroups] = useState<Group[]>([]);
+  const [credentials, setCredentials] = useState('');
   useEffect(() => {
     client.call('sync.groups', {}).then((g) => setGroups(g.groups), setError);
   }, [client]);
@@ -155,6 +156,13 @@ function Editor(props: {
     setError(null);
     client.call('blueprints.import', { blueprint: json, replace: !props.isNew }).then((r) => {
       setSaved(true);
+      setCredentials(
+        r.credentials.status === 'ok'
+          ? t('bp.credentialsOk')
+          : r.credentials.status === 'not-checked'
+            ? t('bp.credentialsNotChecked', { reason: words[r.credentials.reason]?.title ?? r.credentials.reason })
+            : '',
+      );
       props.onSaved(r.name);
     }, setError);
   };
@@ -466,6 +474,7 @@ function Editor(props: {
           {issues.length === 0 ? `✓ ${t('bp.valid')}` : `✕ ${t('bp.issues', { n: issues.length })}`}
         </span>
         {saved ? <span className="ok-text">✓ {t('bp.saved')}</span> : null}
+        {saved && credentials !== '' ? <span className="hint">{credentials}</span> : null}
         <button type="button" onClick={props.onCancel}>
           {t('common.close')}
         </button>

@@ -43,6 +43,7 @@ const NEXT_KEYS: Readonly<Record<NextAction, MessageKey>> = {
   'activation-lock': 'next.activation-lock',
   'confirm-erase': 'next.confirm-erase',
   reconnect: 'next.reconnect',
+  'leave-recovery': 'next.leave-recovery',
 };
 
 function nextLine(d: DeviceView): MessageKey {
