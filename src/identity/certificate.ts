@@ -115,7 +115,8 @@ export function inspectCertificate(certificateDer: Buffer, source = 'certificate
     key = x509.publicKey;
     notBefore = new Date(x509.validFrom);
     notAfter = new Date(x509.validTo);
-    if (Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime())) throw new Error('unreadable validity dates');
+    if (Number.isNaN(notBefore.getTime()) || Number.isNaN(notAfter.getTime()))
+      throw new Error('unreadable validity dates');
   } catch (err) {
     throw new KitError('identity/corrupt-file', `${source}: not a readable X.509 certificate`, {
       cause: err,
