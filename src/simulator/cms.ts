@@ -1,14 +1,17 @@
 /**
- * CMS/PKCS#7 SignedData as a virtual device needs it: verifying what a host signs (the escalation
- * challenge of MCInstall, the supervised-pairing challenge) and signing what the device sends (its
- * MachineInfo at enrollment).
+ * CMS/PKCS#7 SignedData for the simulator, device and reference MDM server alike: verifying what a
+ * host signs (the escalation challenge of MCInstall, the supervised-pairing challenge), what a device
+ * signs (its MachineInfo at enrollment, attached; its check-in bodies in the `Mdm-Signature` header,
+ * detached), and signing what either sends (MachineInfo, check-in bodies, enrollment profiles).
  *
  * Verification follows the device (protocols.md §4.4): the content must be ATTACHED (a detached
- * signature is refused), the signer must be one of the certificates the SignedData carries, the
- * `messageDigest` signed attribute must match the content, and the signature over the signed
- * attributes (or over the content when there are none) must verify with the signer's key. SHA-1,
- * SHA-256, SHA-384 and SHA-512 with RSA or ECDSA are accepted (go-ios signs with SHA-1,
- * pymobiledevice3 with SHA-256). DER only: every client writes DER.
+ * signature is refused) unless the caller supplies the detached content, in which case none may be
+ * attached; the signer must be one of the certificates the SignedData carries, the `messageDigest`
+ * signed attribute must match the content, and the signature over the signed attributes (or over the
+ * content when there are none) must verify with the signer's key. SHA-1, SHA-256, SHA-384 and SHA-512
+ * with RSA or ECDSA are accepted (go-ios signs with SHA-1, pymobiledevice3 with SHA-256). DER only:
+ * every client writes DER. {@link chainsTo} then says whether that signer was issued by a given CA
+ * (directly or through intermediates carried in the SignedData).
  */
 import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
@@ -69,7 +72,7 @@ const OID_MESSAGE_DIGEST = '1.2.840.113549.1.9.4';
 
 /** What a verified SignedData carried. */
 export interface VerifiedCms {
-  /** The attached content. */
+  /** The signed content (attached, or the detached content given). */
   content: Buffer;
   /** DER of the certificate whose signature verified. */
   signerCertificate: Buffer;
@@ -77,19 +80,23 @@ export interface VerifiedCms {
   certificates: Buffer[];
 }
 
-/** The outcome of {@link verifyAttachedCms}: the verified parts, or why not. */
+/** The outcome of {@link verifyCms}: the verified parts, or why not. */
 export type CmsVerdict = { ok: true; value: VerifiedCms } | { ok: false; reason: string };
 
-/** Verifies a CMS SignedData with attached content; see the module comment. Never throws. */
-export function verifyAttachedCms(bytes: Buffer): CmsVerdict {
+/**
+ * Verifies CMS SignedData; see the module comment. With `detachedContent` the SignedData must carry
+ * no content and the signature covers `detachedContent`; without, the content must be attached.
+ * Never throws.
+ */
+export function verifyCms(bytes: Buffer, detachedContent?: Buffer): CmsVerdict {
   try {
-    return { ok: true, value: verifyOrThrow(bytes) };
+    return { ok: true, value: verifyOrThrow(bytes, detachedContent) };
   } catch (err) {
     return { ok: false, reason: err instanceof Error ? err.message : String(err) };
   }
 }
 
-function verifyOrThrow(buf: Buffer): VerifiedCms {
+function verifyOrThrow(buf: Buffer, detached: Buffer | undefined): VerifiedCms {
   const ci = need(tlv(buf, 0, buf.length), 0x30, 'a ContentInfo sequence');
   const [type, wrapped] = kids(buf, ci);
   if (oidOf(buf, need(type, 0x06, 'a content type')) !== OID_SIGNED_DATA) throw new Error('not SignedData');
@@ -97,9 +104,15 @@ function verifyOrThrow(buf: Buffer): VerifiedCms {
   const parts = kids(buf, sd);
   const encap = kids(buf, need(parts[2], 0x30, 'the encapsulated content'));
   const eContent = encap[1];
-  if (eContent === undefined) throw new Error('the signature is detached: no content is attached');
-  const octets = need(kids(buf, need(eContent, 0xa0, 'the attached content'))[0], 0x04, 'an OCTET STRING');
-  const content = Buffer.from(buf.subarray(octets.cStart, octets.end));
+  let content: Buffer;
+  if (detached !== undefined) {
+    if (eContent !== undefined) throw new Error('expected a detached signature, but content is attached');
+    content = detached;
+  } else {
+    if (eContent === undefined) throw new Error('the signature is detached: no content is attached');
+    const octets = need(kids(buf, need(eContent, 0xa0, 'the attached content'))[0], 0x04, 'an OCTET STRING');
+    content = Buffer.from(buf.subarray(octets.cStart, octets.end));
+  }
 
   const certificates: Buffer[] = [];
   let k = 3;
@@ -111,7 +124,7 @@ function verifyOrThrow(buf: Buffer): VerifiedCms {
   if (parts[k]?.tag === 0xa1) k++;
   const signerInfos = kids(buf, need(parts[k], 0x31, 'the SignerInfos'));
   if (signerInfos.length === 0) throw new Error('no signer');
-  let lastReason = 'no signer verified';
+  let lastReason = 'no certificate in the signature verifies it';
   for (const si of signerInfos) {
     for (const cert of certificates) {
       try {
@@ -156,20 +169,65 @@ function verifySigner(buf: Buffer, si: Tlv, content: Buffer, certDer: Buffer): v
 }
 
 /**
- * Signs `content` as CMS SignedData with the content attached, SHA-256, the signer certificate
- * included (and any `extraCertificates`), as a device signs its MachineInfo.
+ * True when `leafDer` was issued by the CA `caPem`, directly or through intermediates among
+ * `intermediates` (each link: issuer name matches and the signature verifies; validity dates hold).
  */
-export function signAttachedCms(
+export function chainsTo(leafDer: Buffer, caPem: string, intermediates: readonly Buffer[] = []): boolean {
+  let ca: X509Certificate;
+  try {
+    ca = new X509Certificate(caPem);
+  } catch {
+    return false;
+  }
+  const now = Date.now();
+  const valid = (c: X509Certificate): boolean => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
+  let current: X509Certificate;
+  try {
+    current = new X509Certificate(leafDer);
+  } catch {
+    return false;
+  }
+  const pool = intermediates.flatMap((d) => {
+    try {
+      return [new X509Certificate(d)];
+    } catch {
+      return [];
+    }
+  });
+  for (let depth = 0; depth < 5; depth++) {
+    if (!valid(current)) return false;
+    if (current.checkIssued(ca) && current.verify(ca.publicKey)) return valid(ca);
+    const next = pool.find((c) => !c.raw.equals(current.raw) && current.checkIssued(c) && current.verify(c.publicKey));
+    if (next === undefined || next.ca !== true) return false;
+    current = next;
+  }
+  return false;
+}
+
+/** How {@link signCms} signs. */
+export interface SignCmsOptions {
+  /** Leave the content out of the SignedData (as an `Mdm-Signature` header carries it). */
+  detached?: boolean;
+  /** Further certificates (PEM) to carry besides the signer's. */
+  extraCertificates?: readonly string[];
+}
+
+/**
+ * Signs `content` as CMS SignedData, SHA-256, the signer certificate included (and any
+ * `extraCertificates`), with the content attached unless `detached`: as a device signs its
+ * MachineInfo (attached) and its check-in bodies (detached), and as the MDM server signs profiles.
+ */
+export function signCms(
   content: Buffer,
   certificatePem: string,
   privateKeyPem: string,
-  extraCertificates: readonly string[] = [],
+  options: SignCmsOptions = {},
 ): Buffer {
   const p7 = forge.pkcs7.createSignedData();
   p7.content = forge.util.createBuffer(content.toString('binary'));
   const cert = forge.pki.certificateFromPem(certificatePem);
   p7.addCertificate(cert);
-  for (const pem of extraCertificates) p7.addCertificate(forge.pki.certificateFromPem(pem));
+  for (const pem of options.extraCertificates ?? []) p7.addCertificate(forge.pki.certificateFromPem(pem));
   p7.addSigner({
     key: forge.pki.privateKeyFromPem(privateKeyPem),
     certificate: cert,
@@ -180,7 +238,7 @@ export function signAttachedCms(
       { type: forge.pki.oids.signingTime as string, value: new Date().toISOString() },
     ],
   });
-  p7.sign();
+  p7.sign({ detached: options.detached === true });
   return Buffer.from(forge.asn1.toDer(p7.toAsn1()).getBytes(), 'binary');
 }
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { isPlistDict, PlistReal, type PlistDict, type PlistValue } from '../plist/index.ts';
 import { isSupervisorCertificate, pairingDisallowed } from './cloud-config.ts';
-import { verifyAttachedCms } from './cms.ts';
+import { verifyCms } from './cms.ts';
 import { certificateDer, certificateHasKey } from './crypto.ts';
 import { LOCKDOWN_PORT, type Pairing, type VirtualDevice } from './device.ts';
 import { acceptActivationRecord, activationInfo } from './mobileactivation.ts';
@@ -351,7 +351,7 @@ function supervisedPair(
   if (Buffer.isBuffer(response)) {
     const pending = challenges.get(device);
     challenges.delete(device);
-    const v = verifyAttachedCms(response);
+    const v = verifyCms(response);
     if (
       pending === undefined ||
       !v.ok ||

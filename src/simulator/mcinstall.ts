@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { isPlistDict, type PlistDict, type PlistValue } from '../plist/index.ts';
 import { applyForcedValues, isSupervisorCertificate, wronglyTypedKey } from './cloud-config.ts';
-import { verifyAttachedCms } from './cms.ts';
+import { verifyCms } from './cms.ts';
 import type { VirtualDevice } from './device.ts';
 import { checkInInstalledProfile, checkOutProfile } from './mdm-checkin.ts';
 import { PlistConnection } from './plist-conn.ts';
@@ -180,7 +180,7 @@ function handle(
       s.challenge = undefined;
       if (!Buffer.isBuffer(signed) || challenge === undefined || cert === undefined)
         return { Status: 'SignedRequestRejected' };
-      const v = verifyAttachedCms(signed);
+      const v = verifyCms(signed);
       if (!v.ok) {
         device.log.info('escalation refused', { reason: v.reason });
         return { Status: 'SignedRequestRejected' };

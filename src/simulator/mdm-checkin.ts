@@ -30,6 +30,7 @@ import {
   type PlistDict,
   type PlistValue,
 } from '../plist/index.ts';
+import { signCms } from './cms.ts';
 import type { VirtualDevice } from './device.ts';
 
 /** What the device's check-in did (`state.enrollment.checkIn`). */
@@ -103,23 +104,9 @@ function identityOf(payloads: PlistDict[], uuid: PlistValue | undefined): { cert
   return { certPem: forge.pki.certificateToPem(cert), keyPem: forge.pki.privateKeyToPem(keyBag.key) };
 }
 
-function detachedSignature(content: Buffer, certPem: string, keyPem: string): string {
-  const p7 = forge.pkcs7.createSignedData();
-  p7.content = forge.util.createBuffer(content.toString('binary'));
-  const cert = forge.pki.certificateFromPem(certPem);
-  p7.addCertificate(cert);
-  p7.addSigner({
-    key: forge.pki.privateKeyFromPem(keyPem),
-    certificate: cert,
-    digestAlgorithm: forge.pki.oids.sha256 as string,
-    authenticatedAttributes: [
-      { type: forge.pki.oids.contentType as string, value: forge.pki.oids.data as string },
-      { type: forge.pki.oids.messageDigest as string },
-      { type: forge.pki.oids.signingTime as string, value: new Date().toISOString() },
-    ],
-  });
-  p7.sign({ detached: true });
-  return Buffer.from(forge.asn1.toDer(p7.toAsn1()).getBytes(), 'binary').toString('base64');
+/** The `Mdm-Signature` header for `body`: its detached CMS signature by the identity, base64. */
+function mdmSignature(body: Buffer, identity: { certPem: string; keyPem: string }): string {
+  return signCms(body, identity.certPem, identity.keyPem, { detached: true }).toString('base64');
 }
 
 /**
@@ -186,8 +173,7 @@ export async function checkInAfterInstall(
         'Content-Type': 'application/x-apple-aspen-mdm-checkin',
         'User-Agent': 'MDM/1.0',
       };
-      if (mdm.SignMessage === true)
-        headers['Mdm-Signature'] = detachedSignature(body, identity.certPem, identity.keyPem);
+      if (mdm.SignMessage === true) headers['Mdm-Signature'] = mdmSignature(body, identity);
       const answer = await put(url, body, headers);
       record.httpStatus = answer.status;
       if (answer.status !== 200) {
@@ -246,7 +232,7 @@ export async function checkOutProfile(
     };
     if (mdm.SignMessage === true) {
       const identity = identityOf(payloads, mdm.IdentityCertificateUUID);
-      headers['Mdm-Signature'] = detachedSignature(body, identity.certPem, identity.keyPem);
+      headers['Mdm-Signature'] = mdmSignature(body, identity);
     }
     const answer = await put(url, body, headers);
     record.httpStatus = answer.status;

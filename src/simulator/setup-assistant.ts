@@ -17,7 +17,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { KitError } from '../errors.ts';
 import { encodeXml, type PlistDict } from '../plist/index.ts';
-import { derToPem, signAttachedCms } from './cms.ts';
+import { derToPem, signCms } from './cms.ts';
 import type { EnrollmentRecord, VirtualDevice } from './device.ts';
 import { checkInAfterInstall, checkInInstalledProfile } from './mdm-checkin.ts';
 import { parseProfile } from './profiles.ts';
@@ -116,7 +116,7 @@ async function enroll(
   const anchorList = device.cloudConfiguration?.AnchorCertificates;
   const anchors = Array.isArray(anchorList) ? anchorList.filter((c) => Buffer.isBuffer(c)).map((c) => derToPem(c)) : [];
   const identity = await device.identityCertificate();
-  const body = signAttachedCms(encodeXml(machineInfo(device)), identity.certificatePem, identity.privateKeyPem);
+  const body = signCms(encodeXml(machineInfo(device)), identity.certificatePem, identity.privateKeyPem);
   const headers: Record<string, string> = {
     'User-Agent': 'CloudConfiguration/1.0',
     'Content-Type': 'application/pkcs7-signature',

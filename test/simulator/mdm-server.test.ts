@@ -13,7 +13,7 @@ import path from 'node:path';
 import forge from 'node-forge';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { encodeXml, isPlistDict, readSignedPlist, type PlistDict } from '../../src/plist/index.ts';
-import { chainsTo, verifyCms } from '../../src/simulator/mdm-server/cms.ts';
+import { chainsTo, verifyCms } from '../../src/simulator/cms.ts';
 import { startMdmServer, type MdmServer } from '../../src/simulator/mdm-server/index.ts';
 import { contractCall, type ContractAnswer } from '../helpers/mdm-contract.ts';
 import { KITTING, NODE } from '../helpers/sim-process.ts';
@@ -133,7 +133,7 @@ function profileOf(a: ContractAnswer): { profile: PlistDict; mdmPayload: PlistDi
   expect(a.headers.get('content-type')).toBe('application/x-apple-aspen-config');
   const v = verifyCms(a.body);
   if (!v.ok) throw new Error(v.reason);
-  expect(chainsTo(v.value.signer, mdm.serverCertificatePem)).toBe(true);
+  expect(chainsTo(v.value.signerCertificate, mdm.serverCertificatePem)).toBe(true);
   const content = readSignedPlist(a.body).content;
   if (!isPlistDict(content)) throw new Error('not a dict');
   const payloads = (content.PayloadContent as PlistDict[]) ?? [];

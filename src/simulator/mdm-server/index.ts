@@ -23,4 +23,4 @@ export {
   type MdmServerOptions,
 } from './server.ts';
 export { PROFILE_IDENTIFIER } from './profile.ts';
-export { chainsTo, signCms, verifyCms, type SignatureVerdict, type VerifiedSignature } from './cms.ts';
+export { chainsTo, signCms, verifyCms, type CmsVerdict, type VerifiedCms } from '../cms.ts';

@@ -9,10 +9,11 @@
  * (`ServerURL`, `CheckInURL`, `Topic`, `IdentityCertificateUUID` naming the identity payload,
  * `AccessRights` 8191, `SignMessage` true, `CheckOutWhenRemoved` true). Every PayloadUUID is fresh.
  */
-import { generateKeyPair, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import { encodeXml, type PlistDict } from '../../plist/index.ts';
-import { signCms } from './cms.ts';
+import { createCertificate, createSelfSignedCa, rsaKeyPair } from '../certificates.ts';
+import { signCms } from '../cms.ts';
 
 /** A certificate and its private key, PEM. */
 export interface KeyAndCert {
@@ -20,49 +21,16 @@ export interface KeyAndCert {
   privateKeyPem: string;
 }
 
-function rsaKeyPair(): Promise<{ publicKeyPem: string; privateKeyPem: string }> {
-  return new Promise((resolve, reject) => {
-    generateKeyPair('rsa', { modulusLength: 2048, publicExponent: 0x10001 }, (err, publicKey, privateKey) => {
-      if (err !== null) {
-        reject(err);
-        return;
-      }
-      resolve({
-        publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-        privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      });
-    });
-  });
-}
-
-function certSerial(): string {
-  const b = randomBytes(16);
-  b[0] = (b[0] ?? 0) & 0x7f;
-  return b.toString('hex');
-}
-
 /** A new server CA: `CN=Kitting Reference MDM`, 10 years, CA + digitalSignature. */
 export async function createServerCa(): Promise<KeyAndCert> {
-  const pair = await rsaKeyPair();
-  const key = forge.pki.privateKeyFromPem(pair.privateKeyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(pair.publicKeyPem);
-  cert.serialNumber = certSerial();
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
-  const name = [
-    { name: 'commonName', value: 'Kitting Reference MDM' },
-    { name: 'organizationName', value: 'Kitting Station' },
-  ];
-  cert.setSubject(name);
-  cert.setIssuer(name);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: true, critical: true },
-    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-    { name: 'subjectKeyIdentifier' },
-  ]);
-  cert.sign(key, forge.md.sha256.create());
-  return { certificatePem: forge.pki.certificateToPem(cert), privateKeyPem: pair.privateKeyPem };
+  const ca = await createSelfSignedCa(
+    [
+      { name: 'commonName', value: 'Kitting Reference MDM' },
+      { name: 'organizationName', value: 'Kitting Station' },
+    ],
+    { digitalSignature: true },
+  );
+  return { certificatePem: ca.certificatePem, privateKeyPem: ca.privateKeyPem };
 }
 
 /** A device identity issued for one enrollment, with its PKCS#12. */
@@ -84,22 +52,21 @@ export async function issueIdentity(ca: KeyAndCert, enrollmentId: string): Promi
   const pair = await rsaKeyPair();
   const caCert = forge.pki.certificateFromPem(ca.certificatePem);
   const caKey = forge.pki.privateKeyFromPem(ca.privateKeyPem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(pair.publicKeyPem);
-  cert.serialNumber = certSerial();
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
-  cert.validity.notAfter = new Date(Date.now() + 2 * 365 * 86_400_000);
-  cert.setSubject([
-    { name: 'commonName', value: enrollmentId },
-    { name: 'organizationName', value: 'Kitting Reference MDM device identity' },
-  ]);
-  cert.setIssuer(caCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', clientAuth: true },
-  ]);
-  cert.sign(caKey, forge.md.sha256.create());
+  const cert = createCertificate({
+    publicKeyPem: pair.publicKeyPem,
+    subject: [
+      { name: 'commonName', value: enrollmentId },
+      { name: 'organizationName', value: 'Kitting Reference MDM device identity' },
+    ],
+    issuer: caCert.subject.attributes,
+    years: 2,
+    extensions: [
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ],
+    signingKey: caKey,
+  });
   const p12Password = randomBytes(12).toString('base64url');
   const p12Asn1 = forge.pkcs12.toPkcs12Asn1(forge.pki.privateKeyFromPem(pair.privateKeyPem), [cert], p12Password, {
     algorithm: '3des',

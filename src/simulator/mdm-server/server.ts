@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { createLogger } from '../../log.ts';
 import { decodePlist, isPlistDict, type PlistValue } from '../../plist/index.ts';
-import { chainsTo, verifyCms } from './cms.ts';
+import { chainsTo, verifyCms } from '../cms.ts';
 import {
   createServerCa,
   enrollmentProfile,
@@ -1017,7 +1017,7 @@ function verifyMachineInfo(
       'mdm/untrusted-device',
       'no device CA is configured: the server trusts no device (--device-ca or PUT /admin/device-ca)',
     );
-  if (!chainsTo(verdict.value.signer, caPem, verdict.value.certificates))
+  if (!chainsTo(verdict.value.signerCertificate, caPem, verdict.value.certificates))
     throw new HttpError(403, 'mdm/untrusted-device', 'the MachineInfo signer was not issued by the trusted device CA');
   const content = plistBody(verdict.value.content);
   const info = parse(machineInfoSchema, isPlistDict(content) ? content : {}, 'MachineInfo');
@@ -1031,7 +1031,7 @@ function identify(m: ReferenceMdm, req: http.IncomingMessage, body: Buffer): Enr
     throw new HttpError(401, 'mdm/unknown-identity', 'no Mdm-Signature header (the profile sets SignMessage)');
   const verdict = verifyCms(Buffer.from(header.replace(/\s/g, ''), 'base64'), body);
   if (!verdict.ok) throw new HttpError(401, 'mdm/unknown-identity', `Mdm-Signature: ${verdict.reason}`);
-  const e = m.store.enrollmentByFingerprint(fingerprintOf(verdict.value.signer));
+  const e = m.store.enrollmentByFingerprint(fingerprintOf(verdict.value.signerCertificate));
   if (e === undefined)
     throw new HttpError(401, 'mdm/unknown-identity', 'the signing identity was not issued by this server');
   return e;
