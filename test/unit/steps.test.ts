@@ -132,7 +132,10 @@ describe('identify, check-mdm, inspect (record facts, always re-run)', () => {
 
   it('check-mdm records "not checked" without an MDM connection', async () => {
     const out = await step('check-mdm').run(ctxFor(new FakeKitDevice(presetState('fresh')), testBlueprint()));
-    expect(out).toEqual({ status: 'done', details: { mdm: 'not-checked', policy: 'block' } });
+    expect(out).toEqual({
+      status: 'done',
+      details: { mdm: 'not-checked', reason: 'mdm/unconfigured', policy: 'block', serial: expect.any(String) },
+    });
   });
 
   it('inspect records whether the configuration is ours, different or absent', async () => {
