@@ -449,6 +449,14 @@ export const COMMANDS = {
     z.strictObject({ url: z.string().trim().min(1).max(2048), token: z.string().min(1).max(4096) }),
     (s, i) => s.configureSync(i),
   ),
+  'secrets.setGroupPassword': command(
+    'store a group enrollment password sealed by the vault; answers its blueprint reference (never the password)',
+    z.strictObject({
+      id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a secret id is letters, digits, dots, dashes'),
+      password: z.string().min(1).max(1024),
+    }),
+    (s, i) => s.setGroupPassword(i.id, i.password),
+  ),
   'sync.run': command('deliver queued results to the MDM now and refresh enrollment confirmations', none, (s) =>
     s.runSync(),
   ),

@@ -75,6 +75,7 @@ import { reportCsv } from './kitting/report.ts';
 import { StationSync, type MdmDeviceView, type SyncRunResult, type SyncStatusView } from './mdm/station-sync.ts';
 import type { DeleteResult, MdmDevice } from './mdm/client.ts';
 import type { GroupCache } from './store/mdm-cache.ts';
+import { saveGroupPassword } from './mdm/secrets.ts';
 import type { CredentialsCheck } from './kitting/mdm-port.ts';
 import type { ExportFormat } from './identity/identity.ts';
 import type {
@@ -1093,6 +1094,22 @@ export class Station {
    */
   configureSync(input: { url: string; token: string }): Promise<{ url: string; groups: number }> {
     return this.mdmSync.configure(input);
+  }
+
+  /**
+   * `secrets.setGroupPassword`: seals and stores a group enrollment password under `id` (created
+   * vault when there is none yet) and answers the blueprint reference `secret:<id>`. The password
+   * is never returned or logged.
+   */
+  async setGroupPassword(id: string, password: string): Promise<{ ref: string }> {
+    const vault = await this.openVault(true);
+    const db = openStationDatabase(this.dataDir);
+    try {
+      await saveGroupPassword(db, vault, id, password);
+    } finally {
+      db.close();
+    }
+    return { ref: `secret:${id}` };
   }
 
   /** `sync.run`: drains the outbox now and refreshes enrollment confirmations. @throws KitError `mdm/unconfigured`, `mdm/*`. */

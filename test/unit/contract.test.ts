@@ -55,6 +55,7 @@ const BAD: Record<CommandName, { input: unknown; path: string }> = {
   'station.info': { input: { x: 1 }, path: '' },
   'sync.status': { input: { x: 1 }, path: '' },
   'sync.configure': { input: { url: 'http://127.0.0.1:1', token: '' }, path: 'token' },
+  'secrets.setGroupPassword': { input: { id: 'group-1', password: '' }, path: 'password' },
   'sync.run': { input: { once: true }, path: '' },
   'sync.groups': { input: [], path: '' },
   'mdm.device': { input: { serial: 'a b' }, path: 'serial' },
