@@ -36,6 +36,10 @@ export interface Form {
   groupId: string;
   hideAuthScreen: boolean;
   groupUserId: string;
+  /** The stored password's reference (`secret:<id>`) the blueprint already has, kept on save. */
+  groupPasswordRef: string;
+  /** A new group password typed in the editor (never pre-filled); stored sealed on save. */
+  groupPassword: string;
   namingTemplate: string;
   namingStart: string;
   language: string;
@@ -76,6 +80,8 @@ export function emptyForm(allKeys: string[]): Form {
     groupId: '',
     hideAuthScreen: false,
     groupUserId: '',
+    groupPasswordRef: '',
+    groupPassword: '',
     namingTemplate: '',
     namingStart: '1',
     language: 'ja',
@@ -95,13 +101,39 @@ const lines = (s: string): string[] =>
     .map((l) => l.trim())
     .filter((l) => l !== '');
 
+/**
+ * The secret id a new group password is stored under: the blueprint's existing `secret:<id>` when
+ * it has one (the password is replaced), else `group-<groupId>` reduced to the id's characters.
+ */
+export function groupSecretId(f: Form): string {
+  const existing = /^secret:(.+)$/.exec(f.groupPasswordRef.trim());
+  if (existing?.[1] !== undefined) return existing[1];
+  const slug = f.groupId
+    .trim()
+    .replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '');
+  return `group-${slug}`.slice(0, 128);
+}
+
+/** The group password reference the blueprint gets: the one a typed password will be stored under, else the kept one. */
+export function groupPasswordRefOf(f: Form): string {
+  return f.groupPassword !== '' ? `secret:${groupSecretId(f)}` : f.groupPasswordRef.trim();
+}
+
+/** The form once a typed password was stored as `ref`: the ref is kept, the password forgotten. */
+export function withStoredPassword(f: Form, ref: string): Form {
+  return { ...f, groupPasswordRef: ref, groupPassword: '' };
+}
+
 export function toBlueprint(f: Form, allKeys: readonly string[]): Json {
+  const passwordRef = groupPasswordRefOf(f);
   const group =
     f.groupId.trim() !== ''
       ? {
           groupId: f.groupId,
           hideAuthScreen: f.hideAuthScreen,
           ...(f.groupUserId.trim() !== '' ? { userId: f.groupUserId } : {}),
+          ...(passwordRef !== '' ? { passwordRef } : {}),
         }
       : undefined;
   const enrollment: Json =
@@ -197,6 +229,8 @@ export function fromBlueprint(j: Json, allKeys: string[]): Form {
     groupId: str(group.groupId),
     hideAuthScreen: group.hideAuthScreen === true,
     groupUserId: str(group.userId),
+    groupPasswordRef: str(group.passwordRef),
+    groupPassword: '',
     namingTemplate: str(naming.template),
     namingStart: str(naming.start, '1'),
     language: str(locale.language, 'ja'),

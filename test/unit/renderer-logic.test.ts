@@ -12,7 +12,13 @@ import { validateBlueprint, exportBlueprint, parseBlueprint } from '../../src/ki
 import { renderName } from '../../src/kitting/naming.ts';
 import { SKIP_PANES } from '../../src/kitting/skip-panes.ts';
 import { applyEvent, type StationView } from '../../renderer/src/station-view.ts';
-import { fromBlueprint, previewName, toBlueprint } from '../../renderer/src/blueprint-form.ts';
+import {
+  fromBlueprint,
+  groupSecretId,
+  previewName,
+  toBlueprint,
+  withStoredPassword,
+} from '../../renderer/src/blueprint-form.ts';
 import { webSocketClient } from '../../renderer/src/api.ts';
 
 const at = '2026-01-01T00:00:00.000Z';
@@ -102,6 +108,38 @@ describe('blueprint form', () => {
     const again = toBlueprint(fromBlueprint(exported, keys), keys);
     expect(validateBlueprint(again, exists).issues).toEqual([]);
     expect(parseBlueprint(again, 'en', exists)).toEqual(parseBlueprint(json, 'en', exists));
+  });
+
+  it('a typed group password becomes only a secret: reference; a stored one is kept, never pre-filled', () => {
+    const base = {
+      ...fromBlueprint({}, keys),
+      name: 'hidden-auth',
+      identityId: 'school',
+      displayName: '学園',
+      enrollment: 'url' as const,
+      url: 'https://mdm.example.jp/enroll',
+      groupId: 'grade 5',
+      hideAuthScreen: true,
+      groupUserId: 'g5-user',
+    };
+    const missing = validateBlueprint(toBlueprint(base, keys), exists);
+    expect(missing.issues.map((i) => i.path)).toContain('enrollment.group.passwordRef');
+
+    const typed = { ...base, groupPassword: 'g5-pass' };
+    expect(groupSecretId(typed)).toBe('group-grade-5');
+    const json = toBlueprint(typed, keys);
+    expect(JSON.stringify(json)).not.toContain('g5-pass');
+    expect(validateBlueprint(json, exists).issues).toEqual([]);
+
+    const stored = withStoredPassword(typed, 'secret:group-grade-5');
+    expect(stored.groupPassword).toBe('');
+    const saved = toBlueprint(stored, keys);
+    expect(saved).toEqual(json);
+
+    const reopened = fromBlueprint(saved, keys);
+    expect(reopened.groupPassword).toBe('');
+    expect(reopened.groupPasswordRef).toBe('secret:group-grade-5');
+    expect(groupSecretId({ ...reopened, groupId: 'other' })).toBe('group-grade-5');
   });
 
   it('previews names as the station renders them', () => {

@@ -232,6 +232,9 @@ export const ja = {
   'bp.groupHint': 'mobiconnect のグループID（MDMに接続済みなら候補から選べます）',
   'bp.hideAuthScreen': 'MDM登録時に認証画面を表示しない',
   'bp.groupUserId': '登録先グループの認証用ユーザーID',
+  'bp.groupPassword': '登録先グループの認証用パスワード',
+  'bp.groupPasswordHint': '保存時に暗号化して保管され、ブループリントには参照だけが入ります。',
+  'bp.groupPasswordStored': 'パスワードは保管済みです。変更する場合だけ入力してください。',
   'bp.passwordNote': '認証用パスワードは書き出したJSONに含まれません。',
   'bp.namingTemplate': '端末名のテンプレート',
   'bp.namingHint':

@@ -9,7 +9,16 @@ import type { CommandResult } from '../../../src/contract.ts';
 import { ErrorNote, useApp } from '../context.tsx';
 import { useI18n, type MessageKey } from '../i18n/index.tsx';
 import { download, groupFingerprint } from '../util.ts';
-import { emptyForm, fromBlueprint, previewName, toBlueprint, type Form, type Json } from '../blueprint-form.ts';
+import {
+  emptyForm,
+  fromBlueprint,
+  groupSecretId,
+  previewName,
+  toBlueprint,
+  withStoredPassword,
+  type Form,
+  type Json,
+} from '../blueprint-form.ts';
 
 type Summary = CommandResult<'blueprints.list'>[number];
 type Identity = CommandResult<'identities.list'>[number];
@@ -154,17 +163,29 @@ function Editor(props: {
 
   const save = (): void => {
     setError(null);
-    client.call('blueprints.import', { blueprint: json, replace: !props.isNew }).then((r) => {
-      setSaved(true);
-      setCredentials(
-        r.credentials.status === 'ok'
-          ? t('bp.credentialsOk')
-          : r.credentials.status === 'not-checked'
-            ? t('bp.credentialsNotChecked', { reason: words[r.credentials.reason]?.title ?? r.credentials.reason })
-            : '',
-      );
-      props.onSaved(r.name);
-    }, setError);
+    // A typed group password is stored sealed first; the blueprint gets only its reference.
+    const stored: Promise<Form> =
+      f.groupId.trim() !== '' && f.groupPassword !== ''
+        ? client
+            .call('secrets.setGroupPassword', { id: groupSecretId(f), password: f.groupPassword })
+            .then((r) => withStoredPassword(f, r.ref))
+        : Promise.resolve(f);
+    stored
+      .then((form) => {
+        setF(form);
+        return client.call('blueprints.import', { blueprint: toBlueprint(form, allKeys), replace: !props.isNew });
+      })
+      .then((r) => {
+        setSaved(true);
+        setCredentials(
+          r.credentials.status === 'ok'
+            ? t('bp.credentialsOk')
+            : r.credentials.status === 'not-checked'
+              ? t('bp.credentialsNotChecked', { reason: words[r.credentials.reason]?.title ?? r.credentials.reason })
+              : '',
+        );
+        props.onSaved(r.name);
+      }, setError);
   };
 
   return (
@@ -412,6 +433,21 @@ function Editor(props: {
               issues={issues}
             />
             {txt('groupUserId', 'enrollment.group.userId', t('bp.groupUserId'))}
+            <Field
+              id="enrollment.group.passwordRef"
+              label={t('bp.groupPassword')}
+              issues={issues}
+              hint={f.groupPasswordRef !== '' ? t('bp.groupPasswordStored') : t('bp.groupPasswordHint')}
+            >
+              <input
+                id="f-enrollment.group.passwordRef"
+                type="password"
+                autoComplete="new-password"
+                value={f.groupPassword}
+                aria-invalid={issues.some((i) => i.path === 'enrollment.group.passwordRef')}
+                onChange={(e) => set('groupPassword', e.target.value)}
+              />
+            </Field>
             <p className="hint">{t('bp.passwordNote')}</p>
           </div>
         ) : null}
