@@ -18,7 +18,7 @@
 import { z } from 'zod';
 import { KitError, toKitError, type ErrorCode, type SerializedKitError } from './errors.ts';
 import type { JobEvent } from './kitting/runner.ts';
-import type { BatchCounts, HubId } from './kitting/scheduler.ts';
+import type { BatchCounts, HubId, QueuedDevices } from './kitting/scheduler.ts';
 import type { Station } from './station.ts';
 import type { SyncStatusView } from './mdm/station-sync.ts';
 
@@ -109,7 +109,7 @@ export type StationEvent =
       readonly perHub: number | null;
       readonly at: string;
     } & BatchRef)
-  | ({ readonly type: 'batchProgressed'; readonly at: string } & BatchRef & BatchCounts)
+  | ({ readonly type: 'batchProgressed'; readonly at: string } & BatchRef & BatchCounts & QueuedDevices)
   | ({ readonly type: 'batchPaused'; readonly at: string } & BatchRef)
   | ({ readonly type: 'batchResumed'; readonly at: string } & BatchRef)
   | ({ readonly type: 'batchStopped'; readonly at: string } & BatchRef)

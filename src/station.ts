@@ -157,6 +157,8 @@ export interface BatchStatus {
     readonly blueprint: string;
     readonly paused: boolean;
     readonly counts: BatchCounts;
+    /** The devices waiting their turn, in start order. */
+    readonly queuedUdids: readonly string[];
   } | null;
 }
 
@@ -680,6 +682,7 @@ export class Station {
         blueprint: a.blueprint,
         paused: a.scheduler?.paused ?? a.pending[a.pending.length - 1] === 'pause',
         counts,
+        queuedUdids: a.scheduler?.queuedUdids() ?? [],
       },
     };
   }

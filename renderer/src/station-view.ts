@@ -71,6 +71,30 @@ export function blank(udid: string): DeviceView {
   };
 }
 
+/** What the tile's large line says (`next.<line>` in the word tables). */
+export type NextLine = NextAction | 'done' | 'failed' | 'wait' | 'queued' | 'ready';
+
+/** Whether the running batch holds the device queued, waiting its turn (a cap or a pause). */
+export function isQueued(batch: ActiveBatch | null, udid: string): boolean {
+  return batch !== null && batch.queuedUdids.includes(udid);
+}
+
+/** The tile's large line: what a person must do, else the device's progress, `queued` while it waits its turn. */
+export function nextLine(d: DeviceView, batch: ActiveBatch | null): NextLine {
+  if (d.nextAction !== null) return d.nextAction;
+  if (!d.attached && d.state !== 'done') return 'reconnect';
+  switch (d.state) {
+    case 'done':
+      return 'done';
+    case 'failed':
+      return 'failed';
+    case 'running':
+      return 'wait';
+    default:
+      return isQueued(batch, d.udid) ? 'queued' : 'ready';
+  }
+}
+
 /** Applies one event to the view (pure; exported for tests and the bench page). */
 export function applyEvent(view: StationView, e: StationEvent): StationView {
   const devices = new Map(view.devices);
@@ -147,6 +171,7 @@ export function applyEvent(view: StationView, e: StationEvent): StationView {
         blueprint: e.blueprint,
         paused: false,
         counts: { waiting: 0, queued: 0, running: 0, done: 0, failed: 0, throughputPerHour: 0, etaSeconds: null },
+        queuedUdids: [],
       };
       break;
     case 'batchProgressed':
@@ -162,6 +187,7 @@ export function applyEvent(view: StationView, e: StationEvent): StationView {
             throughputPerHour: e.throughputPerHour,
             etaSeconds: e.etaSeconds,
           },
+          queuedUdids: e.queuedUdids,
         };
       }
       break;

@@ -91,12 +91,17 @@ export interface BatchCounts {
   readonly etaSeconds: number | null;
 }
 
+/** The devices waiting their turn (queued to start, held by a cap or a pause), in start order. */
+export interface QueuedDevices {
+  readonly queuedUdids: readonly string[];
+}
+
 /** Events of a scheduler (see the module doc). */
 export type SchedulerEvent =
   | JobEvent
   | { readonly type: 'deviceLeft'; readonly udid: string; readonly at: string }
   | { readonly type: 'deviceReturned'; readonly udid: string; readonly at: string }
-  | ({ readonly type: 'batchProgressed'; readonly at: string } & BatchCounts)
+  | ({ readonly type: 'batchProgressed'; readonly at: string } & BatchCounts & QueuedDevices)
   | { readonly type: 'batchPaused'; readonly at: string }
   | { readonly type: 'batchResumed'; readonly at: string }
   | { readonly type: 'batchStopped'; readonly at: string };
@@ -351,7 +356,15 @@ export class BatchScheduler {
   }
 
   private progress(): void {
-    this.emit({ type: 'batchProgressed', at: this.iso(), ...this.counts() });
+    this.emit({ type: 'batchProgressed', at: this.iso(), ...this.counts(), queuedUdids: this.queuedUdids() });
+  }
+
+  /** The devices queued to start (waiting their turn), in start order. */
+  queuedUdids(): string[] {
+    return [...this.entries.values()]
+      .filter((e) => e.state === 'queued')
+      .sort((a, b) => a.seq - b.seq)
+      .map((e) => e.udid);
   }
 
   private attachedInOrder(): UsbmuxDevice[] {

@@ -11,7 +11,7 @@ import type { StationEvent } from '../../src/contract.ts';
 import { validateBlueprint, exportBlueprint, parseBlueprint } from '../../src/kitting/blueprint.ts';
 import { renderName } from '../../src/kitting/naming.ts';
 import { SKIP_PANES } from '../../src/kitting/skip-panes.ts';
-import { applyEvent, type StationView } from '../../renderer/src/station-view.ts';
+import { applyEvent, blank, nextLine, type StationView } from '../../renderer/src/station-view.ts';
 import {
   fromBlueprint,
   groupSecretId,
@@ -45,6 +45,7 @@ describe('live view reducer', () => {
         failed: 0,
         throughputPerHour: 30,
         etaSeconds: 60,
+        queuedUdids: [],
       },
     ];
     const v = events.reduce(applyEvent, empty);
@@ -64,6 +65,59 @@ describe('live view reducer', () => {
     expect(done.devices.get('U1')?.stepsFinished).toBe(10);
     expect(done.devices.get('U1')?.attached).toBe(false);
     expect(done.batch).toBeNull();
+  });
+});
+
+describe('tile line', () => {
+  it('says queued for devices waiting their turn in the batch, ready outside it', () => {
+    const started = applyEvent(empty, {
+      type: 'batchStarted',
+      batchId: 'b1',
+      mode: 'batch',
+      blueprint: 'cart',
+      maxParallel: 1,
+      perHub: null,
+      at,
+    });
+    const v = applyEvent(started, {
+      type: 'batchProgressed',
+      batchId: 'b1',
+      mode: 'batch',
+      at,
+      waiting: 2,
+      queued: 2,
+      running: 1,
+      done: 0,
+      failed: 0,
+      throughputPerHour: 0,
+      etaSeconds: null,
+      queuedUdids: ['Q1', 'Q2'],
+    });
+    expect(v.batch?.queuedUdids).toEqual(['Q1', 'Q2']);
+    expect(nextLine({ ...blank('Q1'), state: 'ready' }, v.batch)).toBe('queued');
+    expect(nextLine(blank('Q2'), v.batch)).toBe('queued');
+    expect(nextLine({ ...blank('R1'), state: 'running' }, v.batch)).toBe('wait');
+    expect(nextLine({ ...blank('X1'), state: 'ready' }, v.batch)).toBe('ready');
+    expect(nextLine({ ...blank('Q1'), state: 'ready' }, null)).toBe('ready');
+    // a queued device that needs a person says what to do
+    expect(nextLine({ ...blank('Q1'), state: 'locked', nextAction: 'unlock' }, v.batch)).toBe('unlock');
+    // once it starts, the next count says so
+    const later = applyEvent(v, {
+      type: 'batchProgressed',
+      batchId: 'b1',
+      mode: 'batch',
+      at,
+      waiting: 1,
+      queued: 1,
+      running: 1,
+      done: 1,
+      failed: 0,
+      throughputPerHour: 0,
+      etaSeconds: null,
+      queuedUdids: ['Q2'],
+    });
+    expect(nextLine({ ...blank('Q1'), state: 'running' }, later.batch)).toBe('wait');
+    expect(nextLine(blank('Q2'), later.batch)).toBe('queued');
   });
 });
 

@@ -58,6 +58,7 @@ export const en: Readonly<Record<MessageKey, string>> = {
   'next.done': 'Done — unplug it',
   'next.failed': 'See the details',
   'next.wait': 'Nothing to do — please wait',
+  'next.queued': 'Queued',
   'next.ready': 'Ready to prepare',
 
   'step.identify': 'Identify',

@@ -57,6 +57,7 @@ export const ja = {
   'next.done': '完了 — 取り外せます',
   'next.failed': '詳細を確認してください',
   'next.wait': 'そのままお待ちください',
+  'next.queued': '順番待ち',
   'next.ready': '準備を開始できます',
 
   'step.identify': '端末の識別',

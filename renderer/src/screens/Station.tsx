@@ -13,11 +13,11 @@ import {
   type MouseEvent,
   type ReactNode,
 } from 'react';
-import type { CommandResult, DeviceState, NextAction } from '../../../src/contract.ts';
+import type { CommandResult, DeviceState } from '../../../src/contract.ts';
 import { Dialog } from '../components/Dialog.tsx';
 import { ErrorNote, useApp, wordsOf } from '../context.tsx';
 import { useI18n, type MessageKey } from '../i18n/index.tsx';
-import { STEP_IDS, isStepId, type DeviceView } from '../station-state.ts';
+import { STEP_IDS, isStepId, nextLine, type ActiveBatch, type DeviceView } from '../station-state.ts';
 import { formatDuration } from '../util.ts';
 
 type Blueprint = CommandResult<'blueprints.list'>[number];
@@ -35,31 +35,6 @@ const STATE_LOOK: Readonly<Record<DeviceState, { tone: string; icon: string }>> 
   detached: { tone: 'muted', icon: '⏏' },
   recovery: { tone: 'attention', icon: '⚠' },
 };
-
-const NEXT_KEYS: Readonly<Record<NextAction, MessageKey>> = {
-  'tap-trust': 'next.tap-trust',
-  unlock: 'next.unlock',
-  'needs-internet': 'next.needs-internet',
-  'activation-lock': 'next.activation-lock',
-  'confirm-erase': 'next.confirm-erase',
-  reconnect: 'next.reconnect',
-  'leave-recovery': 'next.leave-recovery',
-};
-
-function nextLine(d: DeviceView): MessageKey {
-  if (d.nextAction !== null) return NEXT_KEYS[d.nextAction];
-  if (!d.attached && d.state !== 'done') return 'next.reconnect';
-  switch (d.state) {
-    case 'done':
-      return 'next.done';
-    case 'failed':
-      return 'next.failed';
-    case 'running':
-      return 'next.wait';
-    default:
-      return 'next.ready';
-  }
-}
 
 function useNow(ms: number): number {
   const [now, setNow] = useState(() => Date.now());
@@ -86,6 +61,7 @@ export function portLabel(
 
 function DeviceTile(props: {
   d: DeviceView;
+  batch: ActiveBatch | null;
   selected: boolean;
   now: number;
   onSelect: (udid: string, e: MouseEvent | KeyboardEvent) => void;
@@ -138,7 +114,7 @@ function DeviceTile(props: {
         <span>{d.summary?.model ?? '—'}</span>
       </div>
       <p className="next-action" data-testid="next-action">
-        {t(nextLine(d))}
+        {t(`next.${nextLine(d, props.batch)}`)}
       </p>
       {err !== null && (state === 'failed' || state === 'waiting') ? <p className="tile-error">{err.title}</p> : null}
       <div className="tile-step">
@@ -521,6 +497,7 @@ export function StationScreen(): ReactNode {
             <DeviceTile
               key={d.udid}
               d={d}
+              batch={view.batch}
               selected={selected.has(d.udid)}
               now={now}
               onSelect={onSelect}
