@@ -70,6 +70,7 @@ export function useStationView(client: StationClient): { view: StationView; relo
                 code: s.code ?? null,
                 hub: s.hub ?? d.hub,
                 jobId: s.jobId ?? d.jobId,
+                ecid: s.ecid ?? d.ecid,
                 attached: s.state !== 'detached',
               });
             }

@@ -43,6 +43,8 @@ export interface DeviceView {
   readonly startedAt: number | null;
   readonly finishedAt: number | null;
   readonly attached: boolean;
+  /** Recovery/DFU: its ECID (the input of `devices.leaveRecovery`), when the station told it. */
+  readonly ecid: string | null;
 }
 
 export interface StationView {
@@ -68,6 +70,7 @@ export function blank(udid: string): DeviceView {
     startedAt: null,
     finishedAt: null,
     attached: true,
+    ecid: null,
   };
 }
 
@@ -95,6 +98,11 @@ export function nextLine(d: DeviceView, batch: ActiveBatch | null): NextLine {
   }
 }
 
+/** The ECID for the tile's "leave recovery mode" button: a device in recovery whose ECID is known, else null. */
+export function leaveRecoveryEcid(d: DeviceView): string | null {
+  return d.state === 'recovery' && d.ecid !== null ? d.ecid : null;
+}
+
 /** Applies one event to the view (pure; exported for tests and the bench page). */
 export function applyEvent(view: StationView, e: StationEvent): StationView {
   const devices = new Map(view.devices);
@@ -118,6 +126,7 @@ export function applyEvent(view: StationView, e: StationEvent): StationView {
         code: e.code ?? null,
         hub: e.hub ?? before.hub,
         jobId: e.jobId ?? before.jobId,
+        ecid: e.ecid ?? before.ecid,
       });
       if (before.state !== e.state) announcement = { seq: (announcement?.seq ?? 0) + 1, udid: e.udid, state: e.state };
       break;

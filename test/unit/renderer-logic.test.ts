@@ -11,7 +11,7 @@ import type { StationEvent } from '../../src/contract.ts';
 import { validateBlueprint, exportBlueprint, parseBlueprint } from '../../src/kitting/blueprint.ts';
 import { renderName } from '../../src/kitting/naming.ts';
 import { SKIP_PANES } from '../../src/kitting/skip-panes.ts';
-import { applyEvent, blank, nextLine, type StationView } from '../../renderer/src/station-view.ts';
+import { applyEvent, blank, leaveRecoveryEcid, nextLine, type StationView } from '../../renderer/src/station-view.ts';
 import {
   fromBlueprint,
   groupSecretId,
@@ -118,6 +118,34 @@ describe('tile line', () => {
     });
     expect(nextLine({ ...blank('Q1'), state: 'running' }, later.batch)).toBe('wait');
     expect(nextLine(blank('Q2'), later.batch)).toBe('queued');
+  });
+});
+
+describe('leave recovery button', () => {
+  it('shows for a device in recovery with its ECID, and goes once it boots', () => {
+    const ecid = '0x000005752935F194';
+    const v = applyEvent(empty, {
+      type: 'deviceStateChanged',
+      udid: `ecid:${ecid}`,
+      state: 'recovery',
+      nextAction: 'leave-recovery',
+      ecid,
+      updatedAt: at,
+      at,
+    });
+    const d = v.devices.get(`ecid:${ecid}`);
+    expect(d !== undefined && leaveRecoveryEcid(d)).toBe(ecid);
+    expect(d !== undefined && nextLine(d, null)).toBe('leave-recovery');
+    expect(leaveRecoveryEcid({ ...blank('U1'), state: 'recovery' })).toBeNull();
+    const booted = applyEvent(v, {
+      type: 'deviceStateChanged',
+      udid: `ecid:${ecid}`,
+      state: 'attached',
+      updatedAt: at,
+      at,
+    });
+    const after = booted.devices.get(`ecid:${ecid}`);
+    expect(after !== undefined && leaveRecoveryEcid(after)).toBeNull();
   });
 });
 

@@ -101,6 +101,7 @@ export const en: Readonly<Record<MessageKey, string>> = {
   'station.selectAll': 'Select all',
   'station.selectNone': 'Clear selection',
   'station.allowErase': 'Erase when needed',
+  'station.leaveRecovery': 'Exit recovery mode',
   'station.prepare': 'Prepare',
   'station.pair': 'Pair',
   'station.restart': 'Restart',

@@ -100,6 +100,7 @@ export const ja = {
   'station.selectAll': 'すべて選択',
   'station.selectNone': '選択を解除',
   'station.allowErase': '必要なら消去してよい',
+  'station.leaveRecovery': 'リカバリーモードから出す',
   'station.prepare': '準備を開始',
   'station.pair': 'ペアリング',
   'station.restart': '再起動',

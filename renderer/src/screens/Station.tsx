@@ -17,7 +17,14 @@ import type { CommandResult, DeviceState } from '../../../src/contract.ts';
 import { Dialog } from '../components/Dialog.tsx';
 import { ErrorNote, useApp, wordsOf } from '../context.tsx';
 import { useI18n, type MessageKey } from '../i18n/index.tsx';
-import { STEP_IDS, isStepId, nextLine, type ActiveBatch, type DeviceView } from '../station-state.ts';
+import {
+  STEP_IDS,
+  isStepId,
+  leaveRecoveryEcid,
+  nextLine,
+  type ActiveBatch,
+  type DeviceView,
+} from '../station-state.ts';
 import { formatDuration } from '../util.ts';
 
 type Blueprint = CommandResult<'blueprints.list'>[number];
@@ -68,8 +75,10 @@ function DeviceTile(props: {
   onOpen: (udid: string) => void;
 }): ReactNode {
   const { t } = useI18n();
-  const { words } = useApp();
+  const { client, words } = useApp();
+  const [actionError, setActionError] = useState<unknown>(null);
   const { d } = props;
+  const ecid = leaveRecoveryEcid(d);
   const state: DeviceState = !d.attached && d.state !== 'done' && d.state !== 'failed' ? 'detached' : d.state;
   const look = STATE_LOOK[state];
   const pct = Math.round((d.stepsFinished / STEP_IDS.length) * 100);
@@ -126,6 +135,20 @@ function DeviceTile(props: {
       <progress max={100} value={pct} aria-label={t('station.progress', { name })}>
         {pct}%
       </progress>
+      {ecid !== null ? (
+        <button
+          type="button"
+          className="tile-action"
+          onClick={(e) => {
+            e.stopPropagation();
+            setActionError(null);
+            client.call('devices.leaveRecovery', { ecid }).catch(setActionError);
+          }}
+        >
+          {t('station.leaveRecovery')}
+        </button>
+      ) : null}
+      {actionError !== null ? <ErrorNote error={actionError} /> : null}
       <button
         type="button"
         className="link-button"
