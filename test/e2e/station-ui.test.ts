@@ -120,6 +120,46 @@ describe('station UI', () => {
       .toBe(1);
   });
 
+  it('stores a group enrollment password typed in the editor sealed; the blueprint keeps only its reference', async () => {
+    const password = 'demo-grade1-pass';
+    await nav('blueprints');
+    await page.getByRole('button', { name: '新規作成' }).click();
+    await page.locator('#f-name').fill('e2e-grade1');
+    const option = page.locator('#f-organization\\.identityId option', { hasText: 'テスト学園' });
+    await page.locator('#f-organization\\.identityId').selectOption((await option.getAttribute('value')) ?? '');
+    await page.locator('#f-organization\\.displayName').fill('テスト学園 1年');
+    await page.getByRole('radio', { name: '登録URL（設定アシスタントで端末が登録）' }).check();
+    await page.locator('#f-enrollment\\.url').fill('https://mdm.example.jp/enroll');
+    await page.locator('#f-enrollment\\.group\\.groupId').fill('demo-school-grade1');
+    await page.locator('[data-field="enrollment.group.hideAuthScreen"] input[type="checkbox"]').check();
+    await page.locator('#f-enrollment\\.group\\.userId').fill('demo-grade1');
+    const field = page.locator('#f-enrollment\\.group\\.passwordRef');
+    expect(await field.getAttribute('type')).toBe('password');
+    expect(await field.inputValue()).toBe('');
+    await field.fill(password);
+    await expect
+      .poll(() => page.getByTestId('validation').textContent(), { timeout: 10_000 })
+      .toContain('問題はありません');
+    await page.getByRole('button', { name: '保存', exact: true }).click();
+    await expect
+      .poll(() => page.locator('table.list tr', { hasText: 'e2e-grade1' }).count(), { timeout: 10_000 })
+      .toBe(1);
+
+    const r = await fetch(`${serve.origin}/api/command/blueprints.export`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${serve.token}` },
+      body: JSON.stringify({ name: 'e2e-grade1' }),
+    });
+    const exported = JSON.stringify(await r.json());
+    expect(exported).not.toContain(password);
+    expect(exported).toContain('secret:group-demo-school-grade1');
+    const files = (dir: string): string[] =>
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+    for (const file of files(serve.dataDir)) expect(fs.readFileSync(file).includes(password), file).toBe(false);
+  });
+
   it('runs the blueprint on all 8; one unplugged mid-run asks to be plugged back, then all finish', async () => {
     await nav('station');
     await expect.poll(() => page.locator('.batch-bar select option', { hasText: 'e2e-cart' }).count()).toBe(1);
