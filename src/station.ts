@@ -581,13 +581,18 @@ export class Station {
       hub,
       at: new Date().toISOString(),
     });
-    const running = this.states.get(d.udid)?.state === 'running';
-    this.setState(d.udid, { state: running ? 'running' : 'attached', hub });
+    // A running job keeps its device `running`; a device whose job finished stays `done` when it is
+    // plugged back (a technician re-seating a finished iPad must not see it turn into a fresh one).
+    const before = this.states.get(d.udid)?.state;
+    const keep = before === 'running' || before === 'done';
+    this.setState(d.udid, { state: keep ? before : 'attached', hub });
   }
 
   private onDetached(udid: string): void {
     this.emit({ type: 'deviceDetached', udid, at: new Date().toISOString() });
     const before = this.states.get(udid);
+    // Unplugging a finished device is its next action: it stays `done` (`deviceDetached` says it left).
+    if (before?.state === 'done') return;
     this.setState(udid, {
       state: 'detached',
       ...(before?.state === 'waiting' || before?.state === 'running' ? { nextAction: 'reconnect' as const } : {}),

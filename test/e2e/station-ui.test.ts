@@ -166,19 +166,22 @@ describe('station UI', () => {
     await page.locator('.batch-bar select').selectOption('e2e-cart');
     await page.getByRole('button', { name: 'すべて選択' }).click();
     expect(await page.locator('li.tile[aria-selected="true"]').count()).toBe(8);
-    await page.getByRole('button', { name: '準備を開始' }).click();
-
-    const running = page.locator('li.tile[data-state="running"]').first();
-    await running.waitFor({ timeout: 30_000 });
-    const udid = (await running.getAttribute('data-udid')) ?? '';
+    // One device answers slowly (every reply 100 ms late), so it is surely mid-job when unplugged:
+    // with `--timing none` the others finish in about a second.
+    const udid = (await page.locator('li.tile').last().getAttribute('data-udid')) ?? '';
     expect(udid).not.toBe('');
     const control = new ControlClient(serve.control);
-    await control.request('POST', `/devices/${udid}/unplug`);
+    await control.fault(udid, 'delay-ms=100');
+    await page.getByRole('button', { name: '準備を開始' }).click();
+
     const tile = page.locator(`li.tile[data-udid="${udid}"]`);
+    await expect.poll(() => tile.getAttribute('data-state'), { timeout: 30_000 }).toBe('running');
+    await control.request('POST', `/devices/${udid}/unplug`);
     await expect
       .poll(() => tile.getByTestId('next-action').textContent(), { timeout: 30_000 })
       .toBe('もう一度接続してください');
     await shot('station-ja-unplugged');
+    await control.fault(udid, 'clear');
     await control.request('POST', `/devices/${udid}/replug`);
 
     const stationStates = async (): Promise<string> => {

@@ -74,6 +74,30 @@ describe('a 32-device batch', () => {
     expect(station.deviceStates().every((s) => s.state === 'done')).toBe(true);
   });
 
+  it('a finished device unplugged and plugged back stays done (no reconnect request, no fresh tile)', async () => {
+    expectAllDone(await station.prepare(request()));
+    const udid = sim.udids()[3] ?? '';
+    const seen = (type: 'deviceDetached' | 'deviceAttached'): Promise<void> =>
+      new Promise((resolve) => {
+        const off = station.on((e) => {
+          if (e.type === type && e.udid === udid) {
+            off();
+            resolve();
+          }
+        });
+      });
+    const left = seen('deviceDetached');
+    sim.unplug(udid);
+    await left;
+    expect(station.deviceStates().find((s) => s.udid === udid)).toMatchObject({ state: 'done' });
+    expect(station.deviceStates().find((s) => s.udid === udid)?.nextAction).toBeUndefined();
+    const back = seen('deviceAttached');
+    await sim.replug(udid);
+    await back;
+    expect(station.deviceStates().find((s) => s.udid === udid)).toMatchObject({ state: 'done' });
+    expect(station.deviceStates().filter((s) => s.state !== 'done')).toEqual([]);
+  });
+
   it('per-hub cap 2 over 4 hubs of 8: never more than 2 running on one hub, 8 overall', async () => {
     const results = await station.prepare(request({ perHub: 2 }));
     expectAllDone(results);
