@@ -38,7 +38,7 @@ import { replaceCachedGroups } from '../store/mdm-cache.ts';
 import {
   claimBatch,
   claimOwners,
-  outboxCounts,
+  outboxStateCounts,
   parkClaims,
   recordBatchOutcome,
   releaseClaims,
@@ -192,7 +192,7 @@ export class Syncer extends EventEmitter {
         if (n > 0) log.info('released claims of a stopped syncer', { owner, rows: n });
       }
     }
-    const counts = outboxCounts(this.#db);
+    const counts = outboxStateCounts(this.#db);
     const persisted = readPersistedStatus(this.#db);
     this.#status = {
       state: this.#client === null ? 'unconfigured' : persisted?.state === 'auth-required' ? 'auth-required' : 'online',
@@ -236,7 +236,7 @@ export class Syncer extends EventEmitter {
   }
 
   #update(patch: Partial<SyncStatus>): void {
-    const counts = outboxCounts(this.#db);
+    const counts = outboxStateCounts(this.#db);
     const next: SyncStatus = {
       ...this.#status,
       ...patch,
@@ -475,7 +475,7 @@ function readPersistedStatus(db: Db): Partial<SyncStatus> | undefined {
  * outbox counts. `configured` false → `unconfigured`.
  */
 export function readSyncStatus(db: Db, configured: boolean): SyncStatus {
-  const counts = outboxCounts(db);
+  const counts = outboxStateCounts(db);
   const p = readPersistedStatus(db);
   const state: SyncStateName = !configured
     ? 'unconfigured'

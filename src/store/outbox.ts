@@ -52,15 +52,19 @@ export interface ClaimedRow {
   attempts: number;
 }
 
-/** Counts for `sync status`. */
-export interface OutboxCounts {
+/** Counts by state ({@link outboxStateCounts}: read from the state index alone). */
+export interface OutboxStateCounts {
   /** Not delivered yet and not parked (queued + in-flight). */
   queued: number;
   inFlight: number;
   delivered: number;
+  parked: number;
+}
+
+/** Counts for `sync status`. */
+export interface OutboxCounts extends OutboxStateCounts {
   /** Of `delivered`, how many were confirmed as duplicates (replays). */
   duplicates: number;
-  parked: number;
 }
 
 interface Row {
@@ -196,21 +200,39 @@ export interface ClaimOptions {
   maxBytes?: number;
 }
 
+interface Candidate {
+  id: number;
+  idempotency_key: string;
+  payload: string;
+  attempts: number;
+}
+
 /**
  * Atomically claims up to `limit` rows, oldest first: queued rows whose `next_try_at` has come,
  * and in-flight rows whose lease ran out. They become in-flight for `owner` until `leaseUntil`,
  * with `attempts` incremented.
+ *
+ * Cost is one batch, whatever the queue length: each state is read in id order along the
+ * `outbox_state (state, id)` index and stops after `limit` rows (at most 2 × `limit` read), then
+ * the two are merged. One query with `OR` would make SQLite read every due row, payload
+ * included, into a temporary b-tree to sort it — the whole queue per batch.
  */
 export function claimBatch(db: Db, o: ClaimOptions): ClaimedRow[] {
   return transaction(db, 'claiming outbox rows', () => {
-    const candidates = db
+    const queued = db
       .prepare(
         `SELECT id, idempotency_key, payload, attempts FROM outbox
-          WHERE (state = 'queued' AND (next_try_at IS NULL OR next_try_at <= ?))
-             OR (state = 'in-flight' AND lease_until <= ?)
-          ORDER BY id LIMIT ?`,
+          WHERE state = 'queued' AND (next_try_at IS NULL OR next_try_at <= ?) ORDER BY id LIMIT ?`,
       )
-      .all(o.now, o.now, o.limit) as { id: number; idempotency_key: string; payload: string; attempts: number }[];
+      .all(o.now, o.limit) as Candidate[];
+    const expired = db
+      .prepare(
+        `SELECT id, idempotency_key, payload, attempts FROM outbox
+          WHERE state = 'in-flight' AND lease_until <= ? ORDER BY id LIMIT ?`,
+      )
+      .all(o.now, o.limit) as Candidate[];
+    const candidates =
+      expired.length === 0 ? queued : [...queued, ...expired].sort((a, b) => a.id - b.id).slice(0, o.limit);
     const taken: typeof candidates = [];
     let bytes = 0;
     for (const c of candidates) {
@@ -334,27 +356,43 @@ export function requeueParked(db: Db, idempotencyKey: string): boolean {
   );
 }
 
-/** Counts by state. */
-export function outboxCounts(db: Db): OutboxCounts {
+/**
+ * Counts by state, read from the `outbox_state` index alone (no row, no payload is touched), so
+ * the syncer can refresh them after every batch without pulling the whole table through SQLite's
+ * page cache.
+ */
+export function outboxStateCounts(db: Db): OutboxStateCounts {
   return withStoreErrors('counting outbox rows', () => {
-    const rows = db.prepare('SELECT state, duplicate, COUNT(*) AS n FROM outbox GROUP BY state, duplicate').all() as {
+    const rows = db.prepare('SELECT state, COUNT(*) AS n FROM outbox GROUP BY state').all() as {
       state: OutboxState;
-      duplicate: number;
       n: number;
     }[];
-    const c: OutboxCounts = { queued: 0, inFlight: 0, delivered: 0, duplicates: 0, parked: 0 };
+    const c: OutboxStateCounts = { queued: 0, inFlight: 0, delivered: 0, parked: 0 };
     for (const r of rows) {
       if (r.state === 'queued') c.queued += r.n;
       else if (r.state === 'in-flight') {
         c.inFlight += r.n;
         c.queued += r.n;
-      } else if (r.state === 'delivered') {
-        c.delivered += r.n;
-        if (r.duplicate === 1) c.duplicates += r.n;
-      } else c.parked += r.n;
+      } else if (r.state === 'delivered') c.delivered += r.n;
+      else c.parked += r.n;
     }
     return c;
   });
+}
+
+/**
+ * Counts by state and how many deliveries were duplicates. The duplicate count reads every
+ * delivered row: for `sync status` and tests, not for every batch (see {@link outboxStateCounts}).
+ */
+export function outboxCounts(db: Db): OutboxCounts {
+  const c = outboxStateCounts(db);
+  const duplicates = withStoreErrors('counting outbox rows', () => {
+    const r = db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE state = 'delivered' AND duplicate = 1").get() as {
+      n: number;
+    };
+    return r.n;
+  });
+  return { ...c, duplicates };
 }
 
 /** The earliest `next_try_at` of queued rows (null when none waits, or some are due at once). */

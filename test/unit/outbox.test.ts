@@ -14,6 +14,7 @@ import {
   getOutboxRow,
   jobResultKey,
   outboxCounts,
+  outboxStateCounts,
   parkClaims,
   recordBatchOutcome,
   releaseClaims,
@@ -100,6 +101,22 @@ describe('outbox transitions', () => {
     expect(claimOwners(d)).toEqual([]);
     expect(releaseClaims(d, 'pid:1', [rows[1]?.id ?? 0], T9)).toBe(0);
     expect(claimBatch(d, { limit: 5, now: T1, leaseUntil: T9, owner: 'B' })).toHaveLength(2);
+  });
+
+  it('merges expired claims and queued rows oldest first, cut at the limit', () => {
+    const d = db();
+    seed(d, 8);
+    const a = claimBatch(d, { limit: 5, now: T0, leaseUntil: T1, owner: 'A' });
+    expect(a.map((r) => r.idempotencyKey)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+    expect(releaseClaims(d, 'A', [a[1]?.id ?? 0, a[3]?.id ?? 0], null)).toBe(2);
+    // While A's lease holds (k0, k2, k4) only queued rows are due: B takes k1, k3 for long.
+    const b = claimBatch(d, { limit: 2, now: T0, leaseUntil: '2099-01-01T00:00:00.000Z', owner: 'B' });
+    expect(b.map((r) => r.idempotencyKey)).toEqual(['k1', 'k3']);
+    // A's lease ran out: its rows and the queued ones (k5…k7) interleave by id; B's stay B's.
+    const c = claimBatch(d, { limit: 4, now: T9, leaseUntil: T9, owner: 'C' });
+    expect(c.map((r) => r.idempotencyKey)).toEqual(['k0', 'k2', 'k4', 'k5']);
+    expect(c.map((r) => r.attempts)).toEqual([2, 2, 2, 1]);
+    expect(outboxStateCounts(d)).toEqual({ queued: 8, inFlight: 6, delivered: 0, parked: 0 });
   });
 
   it('stops a claim at the byte budget but always takes one row', () => {
