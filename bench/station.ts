@@ -1,10 +1,10 @@
 /**
- * The station under a full cart: `Station.prepare` on every device of a spawned virtual fleet (the
- * simulator runs in its own process, so the figures are the station's alone).
+ * The station under a full cart: `Station.prepare` on every device of a spawned virtual fleet, the
+ * fleet and the station each in its own process, so the figures are the station's alone.
  *
  * - 64 devices with `--timing none` (the devices answer at once): wall time of the batch (target
- *   ≤ 3 s), station CPU per device (`process.cpuUsage` of this process over the batch; target
- *   ≤ 25 ms), peak RSS of this process sampled during the batch (target ≤ 150 MB).
+ *   ≤ 3 s), station CPU per device (`process.cpuUsage` of the station process over the batch;
+ *   target ≤ 25 ms), peak RSS of the station process (`resourceUsage().maxRSS`; target ≤ 150 MB).
  * - 8 devices with `--timing realistic --time-scale 0.1`: the scheduler's overhead, the time from
  *   the first job created to the last one finished divided by the slowest device's own time (its
  *   first job event to `jobFinished`; target ≤ 1.05×). The batch's start-up before its first job
@@ -16,13 +16,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { spawn } from 'node:child_process';
 import { IdentityService } from '../src/identity/identity.ts';
 import { MIN_SCRYPT, PassphraseVault } from '../src/identity/vault.ts';
-import type { StationEvent } from '../src/contract.ts';
 import { ControlClient } from '../src/simulator/index.ts';
-import { Station } from '../src/station.ts';
 import { openStationDatabase } from '../src/store/db.ts';
 import type { BenchResult } from './types.ts';
 
@@ -105,11 +102,8 @@ async function stationDir(dir: string): Promise<{ dataDir: string; passphraseFil
   return { dataDir, passphraseFile, blueprint };
 }
 
-async function batch(
-  devices: number,
-  simArgs: string[],
-  maxParallel: number,
-): Promise<{
+/** What the station process reports of its batch (one JSON line on stdout, `bench/station-child.ts`). */
+export interface BatchFigures {
   wallMs: number;
   cpuMs: number;
   peakRssMb: number;
@@ -117,55 +111,40 @@ async function batch(
   slowestDeviceMs: number;
   startupMs: number;
   jobsMs: number;
-}> {
+}
+
+/**
+ * Runs one batch: the fleet in one process, the station in another (`bench/station-child.ts`, the
+ * way `kitting prepare` runs), so CPU and peak RSS are the station process's own, read by it from
+ * `process.cpuUsage()` and `process.resourceUsage().maxRSS` (no sampling timer adding its own work).
+ */
+async function batch(devices: number, simArgs: string[], maxParallel: number): Promise<BatchFigures> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kit-bench-station-'));
   const fleet = await spawnFleet(['--devices', String(devices), '--preset', 'fresh', ...simArgs], dir);
   try {
     const { dataDir, passphraseFile, blueprint } = await stationDir(dir);
-    const station = new Station({ usbmuxdAddress: fleet.usbmuxd, dataDir, passphraseFile });
-    const firstSeen = new Map<string, number>();
-    const own = new Map<string, number>();
-    let lastFinished = 0;
-    station.on((e: StationEvent) => {
-      if ((e.type === 'jobCreated' || e.type === 'jobResumed') && !firstSeen.has(e.udid))
-        firstSeen.set(e.udid, performance.now());
-      if (e.type === 'jobFinished') {
-        lastFinished = performance.now();
-        own.set(e.udid, lastFinished - (firstSeen.get(e.udid) ?? lastFinished));
-      }
+    const config = { usbmuxd: fleet.usbmuxd, activationUrl: fleet.activationUrl, dataDir, passphraseFile, blueprint };
+    const child = spawn(
+      process.execPath,
+      [
+        // BENCH_CPU_PROF=DIR writes a V8 CPU profile of the station process there (for perf work).
+        ...(process.env.BENCH_CPU_PROF !== undefined
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+          : []),
+        path.join(ROOT, 'bench', 'station-child.ts'),
+        JSON.stringify({ ...config, maxParallel }),
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KITTING_LOG: 'error' } },
+    );
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (s: string) => {
+      out += s;
     });
-    // process.memoryUsage.rss() is the cheap reading (the full memoryUsage() walks the heap spaces).
-    let peak = process.memoryUsage.rss();
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, process.memoryUsage.rss());
-    }, 50);
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    const results = await station.prepare({
-      udids: 'all',
-      blueprint,
-      confirmedErase: true,
-      maxParallel,
-      activationUrl: fleet.activationUrl,
-    });
-    const wallMs = performance.now() - t0;
-    const firstJob = Math.min(...firstSeen.values());
-    const cpu = process.cpuUsage(cpu0);
-    clearInterval(sampler);
-    peak = Math.max(peak, process.memoryUsage.rss());
-    await station.close();
-    return {
-      wallMs,
-      cpuMs: (cpu.user + cpu.system) / 1000,
-      peakRssMb: peak / 2 ** 20,
-      done: results.filter((r) => r.status === 'done').length,
-      slowestDeviceMs: Math.max(0, ...own.values()),
-      // Before the first job: opening the data folder, unlocking the vault, loading the blueprint,
-      // starting the watcher (paid once per batch, not per device).
-      startupMs: Number.isFinite(firstJob) ? firstJob - t0 : Number.NaN,
-      // The first job created to the last one finished: what the scheduler adds to its slowest device.
-      jobsMs: Number.isFinite(firstJob) ? lastFinished - firstJob : Number.NaN,
-    };
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const line = out.split('\n').find((l) => l.startsWith('{'));
+    if (code !== 0 || line === undefined) throw new Error(`the station process exited with ${String(code)}: ${out}`);
+    return JSON.parse(line) as BatchFigures;
   } finally {
     await fleet.stop();
     fs.rmSync(dir, { recursive: true, force: true });

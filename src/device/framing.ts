@@ -65,7 +65,12 @@ export class PlistChannel {
   private readonly queue = new ByteQueue();
   private readonly frames: PlistValue[] = [];
   private readonly waiters: Waiter[] = [];
-  private failure: KitError | undefined;
+  private failureError: KitError | undefined;
+  /**
+   * Closed by the station (or handed over) with no one waiting: the error later callers get is made
+   * when first asked for (a KitError captures a stack; a batch closes thousands of channels).
+   */
+  private lazyFailure: (() => KitError) | undefined;
   private readonly maxFrameBytes: number;
   private readonly timeoutMs: number;
   private readonly format: 'xml' | 'binary';
@@ -95,7 +100,17 @@ export class PlistChannel {
 
   /** True once the channel failed or was closed. */
   get closed(): boolean {
-    return this.failure !== undefined;
+    return this.failureError !== undefined || this.lazyFailure !== undefined;
+  }
+
+  /** Why the channel is closed, or undefined while open. */
+  private get failure(): KitError | undefined {
+    if (this.failureError === undefined && this.lazyFailure !== undefined) this.failureError = this.lazyFailure();
+    return this.failureError;
+  }
+
+  private set failure(err: KitError | undefined) {
+    this.failureError = err;
   }
 
   /** Sends one message without waiting. @throws the channel's failure when it is closed. */
@@ -155,14 +170,22 @@ export class PlistChannel {
     this.removeListeners();
     this.socket.pause();
     if (this.queue.length > 0) this.socket.unshift(this.queue.drain());
-    this.failure ??= this.error('device/connection-lost', `${this.label} channel was handed over`);
+    if (!this.closed)
+      this.lazyFailure = () => this.error('device/connection-lost', `${this.label} channel was handed over`);
     return this.socket;
   }
 
   /** Ends the connection (half-close, then destroy); pending receives fail with `device/connection-lost`. */
   close(): void {
     if (this.detached) return;
-    this.fail(this.error('device/connection-lost', `${this.label} connection closed by the station`));
+    const closing = (): KitError =>
+      this.error('device/connection-lost', `${this.label} connection closed by the station`);
+    if (this.waiters.length === 0 && !this.closed) {
+      this.lazyFailure = closing;
+      this.shutdown();
+      return;
+    }
+    this.fail(closing());
   }
 
   private error(
@@ -186,11 +209,16 @@ export class PlistChannel {
   }
 
   private fail(err: KitError): void {
-    if (this.failure === undefined) this.failure = err;
+    if (!this.closed) this.failure = err;
     for (const w of this.waiters.splice(0)) {
       clearTimeout(w.timer);
       w.reject(err);
     }
+    this.shutdown();
+  }
+
+  /** Stops listening and destroys the socket (unless handed over). */
+  private shutdown(): void {
     if (!this.detached) {
       this.removeListeners();
       // Late errors from the destroyed socket must not become unhandled 'error' events.
@@ -200,7 +228,7 @@ export class PlistChannel {
   }
 
   private handleClose(err: Error | undefined): void {
-    if (this.failure !== undefined) return;
+    if (this.closed) return;
     const midFrame = this.queue.length > 0;
     const why = midFrame
       ? `${this.label} connection reset in the middle of a message (${this.queue.length} bytes of it received)`
@@ -214,7 +242,7 @@ export class PlistChannel {
   }
 
   private handleData(chunk: Buffer): void {
-    if (this.failure !== undefined) return;
+    if (this.closed) return;
     this.queue.push(chunk);
     for (;;) {
       const prefix = this.queue.peek(4);

@@ -167,6 +167,53 @@ export function sharedHostKeys(): Promise<HostKeys> {
   return shared;
 }
 
+const LEAF: readonly Extension[] = [
+  { name: 'basicConstraints', cA: false, critical: true },
+  { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+];
+
+/** The host side of a pair record: root and host certificates, both private keys (PEM). */
+interface HostSide {
+  readonly rootCertificate: Buffer;
+  readonly hostCertificate: Buffer;
+  readonly rootPrivateKey: Buffer;
+  readonly hostPrivateKey: Buffer;
+}
+
+function makeHostSide(keys: HostKeys, hash: SignatureHash, now: Date): HostSide {
+  const pkcs8 = (k: crypto.KeyObject): Buffer =>
+    Buffer.from(k.export({ type: 'pkcs8', format: 'pem' }).toString(), 'utf8');
+  return {
+    rootCertificate: makeCert(
+      keys.root.publicKey,
+      keys.root.privateKey,
+      [{ name: 'basicConstraints', cA: true, critical: true }],
+      hash,
+      now,
+    ),
+    hostCertificate: makeCert(keys.host.publicKey, keys.root.privateKey, [...LEAF], hash, now),
+    rootPrivateKey: pkcs8(keys.root.privateKey),
+    hostPrivateKey: pkcs8(keys.host.privateKey),
+  };
+}
+
+/** Host sides made for a key pair, per hash (valid ten years from their first use). */
+const hostSides = new WeakMap<HostKeys, Map<SignatureHash, HostSide>>();
+
+function hostSide(keys: HostKeys, hash: SignatureHash): HostSide {
+  let byHash = hostSides.get(keys);
+  if (byHash === undefined) {
+    byHash = new Map();
+    hostSides.set(keys, byHash);
+  }
+  let side = byHash.get(hash);
+  if (side === undefined) {
+    side = makeHostSide(keys, hash, new Date());
+    byHash.set(hash, side);
+  }
+  return side;
+}
+
 /**
  * Creates a new pair record (without `EscrowBag`, which the device's `Pair` reply provides): RSA
  * 2048 root and host keys, root CA (BC CA:TRUE critical), host and device certificates (BC CA:FALSE
@@ -177,35 +224,24 @@ export async function generatePairRecord(input: GeneratePairRecordInput): Promis
   const hash = input.hash ?? 'sha256';
   const now = input.now ?? new Date();
   const deviceKey = parseDevicePublicKey(input.devicePublicKey);
-  const { root, host } = input.keys ?? (await newHostKeys());
-  const leaf: Extension[] = [
-    { name: 'basicConstraints', cA: false, critical: true },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-  ];
-  const rootCertificate = makeCert(
-    root.publicKey,
-    root.privateKey,
-    [{ name: 'basicConstraints', cA: true, critical: true }],
-    hash,
-    now,
-  );
-  const hostCertificate = makeCert(host.publicKey, root.privateKey, leaf, hash, now);
+  const keys = input.keys ?? (await newHostKeys());
+  // The root and host certificates depend only on the keys (and the hash): with the process's
+  // shared keys they are made once and reused, so a pairing signs one certificate, not three.
+  const host = input.now === undefined ? hostSide(keys, hash) : makeHostSide(keys, hash, now);
   const deviceCertificate = makeCert(
     deviceKey,
-    root.privateKey,
-    [...leaf, { name: 'subjectKeyIdentifier' }],
+    keys.root.privateKey,
+    [...LEAF, { name: 'subjectKeyIdentifier' }],
     hash,
     now,
   );
-  const pkcs8 = (k: crypto.KeyObject): Buffer =>
-    Buffer.from(k.export({ type: 'pkcs8', format: 'pem' }).toString(), 'utf8');
   return {
     hostId: input.hostId ?? crypto.randomUUID().toUpperCase(),
     systemBuid: input.systemBuid,
-    hostCertificate,
-    hostPrivateKey: pkcs8(host.privateKey),
-    rootCertificate,
-    rootPrivateKey: pkcs8(root.privateKey),
+    hostCertificate: host.hostCertificate,
+    hostPrivateKey: host.hostPrivateKey,
+    rootCertificate: host.rootCertificate,
+    rootPrivateKey: host.rootPrivateKey,
     deviceCertificate,
     escrowBag: undefined,
     wifiMacAddress: input.wifiMacAddress,
@@ -248,7 +284,7 @@ export function pairRecordFromPlist(dict: PlistDict, udid?: string): PairRecord 
   const r = parsed.data;
   const check = (field: string, f: () => unknown): void => {
     try {
-      f();
+      parsesOnce(field, field === 'HostPrivateKey' ? r.HostPrivateKey : certificateOf(field), f);
     } catch (err) {
       throw new KitError(
         'pairing/invalid-record',
@@ -261,6 +297,12 @@ export function pairRecordFromPlist(dict: PlistDict, udid?: string): PairRecord 
       );
     }
   };
+  const certificateOf = (field: string): Buffer =>
+    field === 'HostCertificate'
+      ? r.HostCertificate
+      : field === 'RootCertificate'
+        ? r.RootCertificate
+        : r.DeviceCertificate;
   check('HostCertificate', () => new crypto.X509Certificate(r.HostCertificate));
   check('RootCertificate', () => new crypto.X509Certificate(r.RootCertificate));
   check('DeviceCertificate', () => new crypto.X509Certificate(r.DeviceCertificate));
@@ -276,6 +318,22 @@ export function pairRecordFromPlist(dict: PlistDict, udid?: string): PairRecord 
     escrowBag: r.EscrowBag,
     wifiMacAddress: r.WiFiMACAddress,
   };
+}
+
+/**
+ * PEM texts already seen to parse, per field. Every session reads the record from usbmuxd and
+ * checks it; with the process's shared host keys (see {@link sharedHostKeys}) the host and root
+ * parts are the same for every device of a cart, and parsing X.509 and a private key again and
+ * again cost a 64-device batch ~3 ms of CPU per device. Bounded: emptied when it grows past 512.
+ */
+const parsedPems = new Set<string>();
+
+function parsesOnce(field: string, pem: Buffer, parse: () => unknown): void {
+  const key = `${field}\n${pem.toString('latin1')}`;
+  if (parsedPems.has(key)) return;
+  parse();
+  if (parsedPems.size >= 512) parsedPems.clear();
+  parsedPems.add(key);
 }
 
 /** The record with Apple's key names, for `SavePairRecord` (libimobiledevice's key set). */

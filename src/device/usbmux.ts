@@ -276,6 +276,9 @@ interface PendingReply {
 }
 
 /** One usbmuxd socket: tag-correlated requests and tag-0 notifications. Internal to this file. */
+/** What a request on a connection the station closed while idle gets (one object for all of them). */
+const CLOSED_BY_STATION = new KitError('usbmux/unavailable', 'usbmuxd connection closed by the station');
+
 class UsbmuxSocket {
   readonly socket: net.Socket;
   private readonly queue = new ByteQueue();
@@ -384,6 +387,11 @@ class UsbmuxSocket {
   private fail(err: KitError | undefined): void {
     if (this.handedOver) return;
     const first = this.failure === undefined;
+    // Closing an idle connection (most of them: one request each) needs no error object; a KitError
+    // captures a stack, and a batch closes thousands of these.
+    if (err === undefined && first && this.pending.size === 0) {
+      this.failure = CLOSED_BY_STATION;
+    }
     this.failure ??= err ?? new KitError('usbmux/unavailable', 'usbmuxd connection closed by the station');
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();

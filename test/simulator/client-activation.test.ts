@@ -121,6 +121,30 @@ describe('activation', () => {
     expect(err.details).toMatchObject({ timedOut: true });
   });
 
+  it('follows a 307 redirect of both endpoints to the real server (body and method kept)', async () => {
+    const { sim, session, udid } = await fleet('fresh');
+    const target = new URL(sim.activation.url);
+    const redirected: string[] = [];
+    const server = http.createServer((req, res) => {
+      redirected.push(req.url ?? '');
+      req.resume();
+      req.on('end', () => {
+        const to = new URL(req.url ?? '/', target);
+        res.writeHead(307, { Location: to.href }).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const result = await activateDevice(session.lockdown, {
+      activationUrl: `${base}${target.pathname}`,
+      drmHandshakeUrl: `${base}${new URL(sim.activation.drmHandshakeUrl).pathname}`,
+    });
+    expect(result.activationState).toBe('Activated');
+    expect(sim.state(udid).activationState).toBe('Activated');
+    expect(redirected.length).toBeGreaterThanOrEqual(2);
+  });
+
   it('Activation Lock (the activation-locked preset) → activation/locked', async () => {
     const { sim, session, udid } = await fleet('activation-locked');
     const err = await failure(activateDevice(session.lockdown, { activationUrl: sim.activation.url }));

@@ -105,6 +105,31 @@ describe('pair record generation (§3.2)', () => {
     expect(fresh.root.privateKey.equals(keys.root.privateKey)).toBe(false);
   });
 
+  it('with the same keys makes root and host certificates once (per hash); each device certificate is its own, signed by that root', async () => {
+    const keys = await newHostKeys();
+    const otherDevice = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+    const a = await generatePairRecord({ devicePublicKey, systemBuid: 'B', keys });
+    const b = await generatePairRecord({
+      devicePublicKey: otherDevice.export({ type: 'pkcs1', format: 'pem' }).toString(),
+      systemBuid: 'B',
+      keys,
+    });
+    expect(b.rootCertificate.equals(a.rootCertificate)).toBe(true);
+    expect(b.hostCertificate.equals(a.hostCertificate)).toBe(true);
+    expect(b.deviceCertificate.equals(a.deviceCertificate)).toBe(false);
+    const root = new crypto.X509Certificate(a.rootCertificate);
+    for (const r of [a, b]) {
+      expect(new crypto.X509Certificate(r.deviceCertificate).verify(root.publicKey)).toBe(true);
+      expect(new crypto.X509Certificate(r.hostCertificate).verify(root.publicKey)).toBe(true);
+    }
+    expect(new crypto.X509Certificate(b.deviceCertificate).publicKey.equals(otherDevice)).toBe(true);
+    // Another hash gets its own pair of host-side certificates, signed with it.
+    const sha1 = await generatePairRecord({ devicePublicKey, systemBuid: 'B', keys, hash: 'sha1' });
+    expect(sha1.rootCertificate.equals(a.rootCertificate)).toBe(false);
+    expect(certificateFacts(sha1.rootCertificate).signatureHash).toBe('sha1');
+    expect(certificateFacts(sha1.deviceCertificate).signatureHash).toBe('sha1');
+  });
+
   it('refuses a DevicePublicKey that is not an RSA key', async () => {
     const ec = crypto
       .generateKeyPairSync('ec', { namedCurve: 'P-256' })

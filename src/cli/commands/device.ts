@@ -71,12 +71,20 @@ export function formatValues(value: PlistValue, indent = ''): string[] {
   return lines;
 }
 
+/**
+ * Keys whose integers are 64-bit identifiers: always a decimal string in JSON, whether or not this
+ * device's value happens to fit a double (new-style ECIDs often do, older ones do not), so a
+ * program reading `info --json` gets one type.
+ */
+const ID_KEYS = new Set(['UniqueChipID', 'DieID']);
+
 /** JSON-friendly form of a plist value (reals unwrapped; bigint/Buffer are handled by printJson). */
-export function jsonable(v: PlistValue): unknown {
+export function jsonable(v: PlistValue, key?: string): unknown {
   if (v instanceof PlistReal) return v.value;
   if (v instanceof PlistUid) return { uid: v.value };
-  if (Array.isArray(v)) return v.map(jsonable);
-  if (isPlistDict(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonable(x)]));
+  if (typeof v === 'number' && key !== undefined && ID_KEYS.has(key)) return String(v);
+  if (Array.isArray(v)) return v.map((x) => jsonable(x));
+  if (isPlistDict(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonable(x, k)]));
   return v;
 }
 
@@ -136,7 +144,7 @@ export function registerDevice(program: Command): void {
           { udid },
         );
       }
-      if (ctx.json) ctx.printJson(opts.key !== undefined ? { [opts.key]: jsonable(value) } : jsonable(value));
+      if (ctx.json) ctx.printJson(opts.key !== undefined ? { [opts.key]: jsonable(value, opts.key) } : jsonable(value));
       else for (const line of formatValues(value)) ctx.print(line);
     });
 
