@@ -365,6 +365,18 @@ describe('kitting results are idempotent', () => {
     });
   });
 
+  it('counts every duplicate receipt of a stored result, and only those', async () => {
+    const [a, b] = [randomUUID(), randomUUID()];
+    const receipts = (k: string): number | undefined =>
+      mdm.admin.state().results.find((r) => r.idempotencyKey === k)?.duplicateReceipts;
+    await station('POST', '/v1/kitting-results', { json: { results: [result(a), result(b)] } });
+    expect([receipts(a), receipts(b)]).toEqual([0, 0]);
+    await station('POST', '/v1/kitting-results', { json: { results: [result(a)] } });
+    await station('POST', '/v1/kitting-results', { json: { results: [result(a), result(b, { outcome: 'failed' })] } });
+    // a: two replays; b: its different content was rejected, not a duplicate.
+    expect([receipts(a), receipts(b)]).toEqual([2, 0]);
+  });
+
   it('a malformed envelope is a 400 for the whole batch', async () => {
     expect((await station('POST', '/v1/kitting-results', { json: { results: [] } })).status).toBe(400);
     expect(
@@ -691,6 +703,71 @@ describe('admin API and fault injection', () => {
     expect((await station('GET', '/v1/groups')).status).toBe(200);
     expect((await admin('DELETE', '/admin/faults')).status).toBe(200);
     expect(mdm.admin.state().faults.delayMs).toBe(0);
+  });
+
+  it('late answer: the batch is committed at once, the answer held; a client that gave up finds its replay a duplicate', async () => {
+    const key = randomUUID();
+    const body = JSON.stringify({
+      results: [{ idempotencyKey: key, serial: 'LATE0001', outcome: 'done', finishedAt: '2026-04-01T09:00:00.000Z' }],
+    });
+    const post = (signal?: AbortSignal): Promise<Response> =>
+      fetch(`${mdm.url}/v1/kitting-results`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${mdm.token}`, 'Content-Type': 'application/json' },
+        body,
+        signal,
+      });
+    const stored = (): { duplicateReceipts: number } | undefined =>
+      mdm.admin.state().results.find((r) => r.idempotencyKey === key);
+    // The client gives up long before the held answer would come.
+    mdm.admin.setFaults({ lateAnswerNext: 1, lateAnswerMs: 60_000 });
+    const gaveUp = new AbortController();
+    let settled = false;
+    const first = post(gaveUp.signal).finally(() => {
+      settled = true;
+    });
+    while (stored() === undefined) await new Promise((r) => setTimeout(r, 5));
+    // Committed, and a later request comes and goes while the first answer is still held.
+    expect((await station('GET', '/v1/groups')).status).toBe(200);
+    expect(settled).toBe(false);
+    gaveUp.abort();
+    await expect(first).rejects.toThrow();
+    expect(mdm.admin.state().faults.lateAnswerNext).toBe(0);
+    const replay = await post();
+    expect(await replay.json()).toEqual({ accepted: [], duplicates: [key], rejected: [] });
+    expect(stored()).toMatchObject({ duplicateReceipts: 1 });
+
+    // A client that waits gets the held answer, whole.
+    mdm.admin.setFaults({ lateAnswerNext: 1, lateAnswerMs: 20 });
+    const patient = await post();
+    expect(patient.status).toBe(200);
+    expect(await patient.json()).toEqual({ accepted: [], duplicates: [key], rejected: [] });
+    expect(stored()).toMatchObject({ duplicateReceipts: 2 });
+    expect((await admin('PUT', '/admin/faults', { lateAnswerNext: 1, lateAnswerMs: 0 })).status).toBe(400);
+  });
+
+  it('a database written before duplicate receipts were counted opens with a count of 0', async () => {
+    const file = path.join(dir, 'old-results.db');
+    const { default: Database } = await import('better-sqlite3');
+    const old = new Database(file);
+    old.exec(`CREATE TABLE results (idempotency_key TEXT PRIMARY KEY, serial TEXT NOT NULL, body TEXT NOT NULL,
+      received_at TEXT NOT NULL);
+      INSERT INTO results VALUES ('old-key', 'OLD0001', '{}', '2026-01-01T00:00:00.000Z');`);
+    old.close();
+    const s = await startMdmServer({ dbFile: file });
+    try {
+      expect(s.admin.state().results).toEqual([
+        {
+          idempotencyKey: 'old-key',
+          serial: 'OLD0001',
+          receivedAt: '2026-01-01T00:00:00.000Z',
+          duplicateReceipts: 0,
+          result: {},
+        },
+      ]);
+    } finally {
+      await s.stop();
+    }
   });
 
   it('refuses the station token until a new one is set', async () => {

@@ -1,7 +1,9 @@
 /**
  * Exactly-once delivery of 10,000 kitting results under faults: the MDM down then up, 5xx bursts,
  * slow answers past the client's timeout (the server may commit: the retry must come back as
- * duplicates), dropped connections, 401 then a new token, invalid records parked with reasons;
+ * duplicates), dropped connections, 401 then a new token, a batch the server committed but answered
+ * only after the client had given up (its replay is counted as duplicates by the server, never stored
+ * twice), invalid records parked with reasons;
  * then across processes: the syncer (`kitting sync run`) SIGKILLed mid-sync and the MDM server
  * (`kitting mdm-dev --db`) SIGKILLed mid-request and restarted on the same db and port.
  */
@@ -11,11 +13,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MdmClient } from '../../src/mdm/client.ts';
+import { toKitError } from '../../src/errors.ts';
+import { MdmClient, type KittingResultPayload, type ResultsAnswer } from '../../src/mdm/client.ts';
 import { Syncer, type SyncStatus } from '../../src/mdm/syncer.ts';
 import { startMdmServer, type MdmServer } from '../../src/simulator/mdm-server/index.ts';
 import { openDatabase, openStationDatabase } from '../../src/store/db.ts';
-import { enqueueResults, listOutbox, outboxCounts, type NewOutboxEntry } from '../../src/store/outbox.ts';
+import { enqueueResults, getOutboxRow, listOutbox, outboxCounts, type NewOutboxEntry } from '../../src/store/outbox.ts';
 import { KITTING, NODE, run } from '../helpers/sim-process.ts';
 
 const N = 10_000;
@@ -63,6 +66,23 @@ function freePort(): Promise<number> {
 
 const fast = { backoff: { baseMs: 2, maxMs: 20 }, random: () => 0.5, idlePollMs: 20 };
 
+/** The real client, recording the keys of every batch it sends and how the request ended. */
+class RecordingClient extends MdmClient {
+  readonly sent: { keys: string[]; outcome: string }[] = [];
+
+  override async postResults(batch: readonly KittingResultPayload[]): Promise<ResultsAnswer> {
+    const keys = batch.map((r) => r.idempotencyKey);
+    try {
+      const answer = await super.postResults(batch);
+      this.sent.push({ keys, outcome: 'answered' });
+      return answer;
+    } catch (err) {
+      this.sent.push({ keys, outcome: toKitError(err).code });
+      throw err;
+    }
+  }
+}
+
 describe('syncer under faults (in process)', () => {
   it('delivers 10,000 results exactly once through down, 5xx, timeouts, drops and a 401; invalid ones parked', async () => {
     const server = await startMdmServer({});
@@ -86,9 +106,10 @@ describe('syncer under faults (in process)', () => {
     expect(syncer.status().offlineSince).not.toBeNull();
 
     // 2. Up again, with faults injected as batches go through.
-    const client = new MdmClient({ baseUrl: server.url, token: server.token, timeoutMs: 300 });
+    const client = new RecordingClient({ baseUrl: server.url, token: server.token, timeoutMs: 300 });
     syncer.setClient(client);
     let batches = 0;
+    let lateFrom = -1;
     const failures: string[] = [];
     syncer.on('syncFailed', (e: { code: string }) => {
       failures.push(e.code);
@@ -101,6 +122,12 @@ describe('syncer under faults (in process)', () => {
       if (batches === 4) server.admin.setFaults({ delayMs: 600 });
       if (batches === 6) server.admin.setFaults({ dropNext: 2 });
       if (batches === 8) server.admin.refuseToken();
+      if (batches === 10) {
+        // The next batch is committed by the server, but its answer is held far past the client's
+        // timeout: the syncer must replay it, and the server must count the replay as duplicates.
+        lateFrom = client.sent.length;
+        server.admin.setFaults({ lateAnswerNext: 1, lateAnswerMs: 30_000 });
+      }
     });
     await expect(syncer.drain()).rejects.toMatchObject({ code: 'mdm/auth-required' });
     expect(syncer.status().state).toBe('auth-required');
@@ -124,6 +151,25 @@ describe('syncer under faults (in process)', () => {
     const held = server.admin.state().results;
     expect(held).toHaveLength(N - invalid.size);
     expect(new Set(held.map((r) => r.idempotencyKey)).size).toBe(N - invalid.size);
+
+    // The late answer: the request that timed out after the fault was set carried a batch the
+    // server had stored; every key of it was received again (duplicate receipts > 0), stored once,
+    // and the station recorded it delivered as a duplicate.
+    expect(lateFrom).toBeGreaterThanOrEqual(0);
+    expect(server.admin.state().faults.lateAnswerNext).toBe(0);
+    const late = client.sent.slice(lateFrom);
+    const timedOut = late.findIndex((r) => r.outcome === 'mdm/timeout');
+    expect(timedOut).toBeGreaterThanOrEqual(0);
+    const lateKeys = late[timedOut]?.keys ?? [];
+    expect(lateKeys.length).toBeGreaterThan(0);
+    const receipts = new Map(held.map((r) => [r.idempotencyKey, r.duplicateReceipts]));
+    const lateReceipts = lateKeys.map((k) => receipts.get(k) ?? 0);
+    expect(lateReceipts.filter((n) => n === 0)).toEqual([]);
+    expect(lateReceipts.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(lateKeys.length);
+    expect(lateKeys.filter((k) => getOutboxRow(db, k)?.duplicate !== true)).toEqual([]);
+    // The replay was the next request, answered, with the same keys.
+    expect(late[timedOut + 1]).toMatchObject({ outcome: 'answered' });
+    expect(late[timedOut + 1]?.keys.slice(0, lateKeys.length)).toEqual(lateKeys);
     expect(syncer.status()).toMatchObject({ state: 'online', queueLength: 0, lastError: null, nextTryAt: null });
     expect(states.some((s) => s.state === 'offline')).toBe(true);
     db.close();

@@ -102,6 +102,14 @@ export interface FaultConfig {
   delayMs?: number;
   /** The next N requests are read and then their connection is destroyed without an answer. */
   dropNext?: number;
+  /**
+   * The next N requests (that pass the other faults and auth) are handled at once — a results
+   * batch is committed — but their answer is held `lateAnswerMs` before it is sent: a client that
+   * gives up first never learns that its batch went through.
+   */
+  lateAnswerNext?: number;
+  /** How long a late answer is held (default 2000 ms). */
+  lateAnswerMs?: number;
   /** Which routes: `station` (`/v1/...`, default), `device` (`/MDMServiceConfig`, `/mdm/...`), `all`. */
   scope?: 'station' | 'device' | 'all';
 }
@@ -123,7 +131,8 @@ export interface AdminState {
   groups: (GroupJson & { enrollUserId: string | null })[];
   devices: (DeviceJson & { lost: boolean; wiped: boolean; pushToken: string | null })[];
   licenses: { total: number; consumed: number };
-  results: { idempotencyKey: string; serial: string; receivedAt: string; result: unknown }[];
+  /** `duplicateReceipts`: how many times the stored result came again (answered as a duplicate). */
+  results: { idempotencyKey: string; serial: string; receivedAt: string; duplicateReceipts: number; result: unknown }[];
   faults: Required<FaultConfig>;
   tokenRefused: boolean;
   deviceCaConfigured: boolean;
@@ -262,6 +271,8 @@ const faultSchema = z.strictObject({
   failStatus: z.union([z.literal(500), z.literal(502), z.literal(503), z.literal(504)]).optional(),
   delayMs: z.number().int().min(0).max(60_000).optional(),
   dropNext: z.number().int().min(0).max(10_000).optional(),
+  lateAnswerNext: z.number().int().min(0).max(10_000).optional(),
+  lateAnswerMs: z.number().int().min(1).max(60_000).optional(),
   scope: z.enum(['station', 'device', 'all']).optional(),
 });
 const markSchema = z.strictObject({ lost: z.boolean().optional(), wiped: z.boolean().optional() });
@@ -382,7 +393,15 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-const NO_FAULTS: Required<FaultConfig> = { failNext: 0, failStatus: 503, delayMs: 0, dropNext: 0, scope: 'station' };
+const NO_FAULTS: Required<FaultConfig> = {
+  failNext: 0,
+  failStatus: 503,
+  delayMs: 0,
+  dropNext: 0,
+  lateAnswerNext: 0,
+  lateAnswerMs: 2000,
+  scope: 'station',
+};
 
 class ReferenceMdm {
   readonly store: MdmStore;
@@ -582,6 +601,7 @@ class ReferenceMdm {
         idempotencyKey: r.idempotencyKey,
         serial: r.serial,
         receivedAt: r.receivedAt,
+        duplicateReceipts: r.duplicateReceipts,
         result: JSON.parse(r.body) as unknown,
       })),
       faults: { ...this.faults },
@@ -758,8 +778,10 @@ function routes(m: ReferenceMdm): Route[] {
         const text = canonical(v);
         const prior = m.store.result(v.idempotencyKey);
         if (prior !== undefined) {
-          if (prior.body === text) duplicates.push(v.idempotencyKey);
-          else
+          if (prior.body === text) {
+            duplicates.push(v.idempotencyKey);
+            m.store.noteDuplicate(v.idempotencyKey);
+          } else
             rejected.push({
               key: v.idempotencyKey,
               index,
@@ -1042,6 +1064,24 @@ function inScope(scope: FaultConfig['scope'], audience: Route['audience']): bool
   return scope === 'all' || scope === audience;
 }
 
+/**
+ * Holds `res`'s answer for `ms` (the `lateAnswerNext` fault): the handler runs and commits now,
+ * but its `end()` — which sends the status line, headers and body, as every answer of this server
+ * is written by one `end()` — happens only when the timer fires, unless the client, tired of
+ * waiting, has closed the connection first and the answer is lost. (Corking the socket would not
+ * do: `end()` uncorks it fully.)
+ */
+function holdAnswer(res: http.ServerResponse, ms: number): void {
+  const end = res.end;
+  res.end = ((...args: unknown[]) => {
+    const timer = setTimeout(() => {
+      if (!res.destroyed) Reflect.apply(end, res, args);
+    }, ms);
+    res.once('close', () => clearTimeout(timer));
+    return res;
+  }) as typeof res.end;
+}
+
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 /**
@@ -1219,6 +1259,10 @@ async function handle(
         throw new HttpError(401, 'mdm/unauthorized', 'missing or wrong admin token', {
           'WWW-Authenticate': 'Bearer realm="kitting-mdm-admin"',
         });
+    }
+    if (inScope(faults.scope, route.audience) && faults.lateAnswerNext > 0) {
+      faults.lateAnswerNext--;
+      holdAnswer(res, faults.lateAnswerMs);
     }
     await route.handler(req, res, body, params);
   } catch (err) {

@@ -65,12 +65,18 @@ export interface EnrollmentRow {
   createdAt: string;
 }
 
-/** A stored kitting result. */
-export interface ResultRow {
+/** A kitting result as stored. */
+export interface NewResultRow {
   idempotencyKey: string;
   serial: string;
   body: string;
   receivedAt: string;
+}
+
+/** A stored kitting result. */
+export interface ResultRow extends NewResultRow {
+  /** How many times the same result came again after it was stored (answered as a duplicate). */
+  duplicateReceipts: number;
 }
 
 const SCHEMA = `
@@ -89,7 +95,8 @@ CREATE TABLE IF NOT EXISTS enrollments (
   certificate_pem TEXT NOT NULL, topic TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS assignments (serial TEXT PRIMARY KEY, group_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS results (
-  idempotency_key TEXT PRIMARY KEY, serial TEXT NOT NULL, body TEXT NOT NULL, received_at TEXT NOT NULL);
+  idempotency_key TEXT PRIMARY KEY, serial TEXT NOT NULL, body TEXT NOT NULL, received_at TEXT NOT NULL,
+  duplicate_receipts INTEGER NOT NULL DEFAULT 0);
 `;
 
 interface RawDevice {
@@ -170,6 +177,10 @@ export class MdmStore {
     this.db = new Database(file, { timeout: 5000 });
     if (file !== ':memory:') this.db.pragma('journal_mode = WAL');
     this.db.exec(SCHEMA);
+    // A file written before `duplicate_receipts` existed gets the column (count 0).
+    const columns = this.db.prepare("SELECT name FROM pragma_table_info('results')").all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'duplicate_receipts'))
+      this.db.exec('ALTER TABLE results ADD COLUMN duplicate_receipts INTEGER NOT NULL DEFAULT 0');
   }
 
   close(): void {
@@ -300,12 +311,13 @@ export class MdmStore {
   result(key: string): ResultRow | undefined {
     return this.db
       .prepare(
-        'SELECT idempotency_key AS idempotencyKey, serial, body, received_at AS receivedAt FROM results WHERE idempotency_key = ?',
+        `SELECT idempotency_key AS idempotencyKey, serial, body, received_at AS receivedAt,
+           duplicate_receipts AS duplicateReceipts FROM results WHERE idempotency_key = ?`,
       )
       .get(key) as ResultRow | undefined;
   }
 
-  putResult(r: ResultRow): void {
+  putResult(r: NewResultRow): void {
     this.db
       .prepare(
         'INSERT INTO results (idempotency_key, serial, body, received_at) VALUES (@idempotencyKey, @serial, @body, @receivedAt)',
@@ -313,10 +325,18 @@ export class MdmStore {
       .run(r);
   }
 
+  /** Counts one more receipt of an already stored result (a replay answered as a duplicate). */
+  noteDuplicate(key: string): void {
+    this.db
+      .prepare('UPDATE results SET duplicate_receipts = duplicate_receipts + 1 WHERE idempotency_key = ?')
+      .run(key);
+  }
+
   results(): ResultRow[] {
     return this.db
       .prepare(
-        'SELECT idempotency_key AS idempotencyKey, serial, body, received_at AS receivedAt FROM results ORDER BY rowid',
+        `SELECT idempotency_key AS idempotencyKey, serial, body, received_at AS receivedAt,
+           duplicate_receipts AS duplicateReceipts FROM results ORDER BY rowid`,
       )
       .all() as ResultRow[];
   }
