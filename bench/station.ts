@@ -114,6 +114,34 @@ export interface BatchFigures {
 }
 
 /**
+ * Bundles `bench/station-child.ts` to plain JavaScript (`dist/bench/station-child.js`, the way
+ * `npm run build` bundles the CLI that ships), so the station process is measured as it runs in
+ * the product: without Node's TypeScript stripper, whose WebAssembly compiler alone adds ~70 MB of
+ * RSS to a process that imports the station's sources.
+ */
+async function buildChild(): Promise<string> {
+  const { build } = await import('vite');
+  const outDir = path.join(ROOT, 'dist', 'bench');
+  await build({
+    root: ROOT,
+    configFile: false,
+    logLevel: 'warn',
+    build: {
+      ssr: path.join(ROOT, 'bench', 'station-child.ts'),
+      outDir,
+      emptyOutDir: true,
+      target: 'node22',
+      sourcemap: false,
+      minify: false,
+      rollupOptions: { output: { format: 'es', entryFileNames: 'station-child.js' } },
+    },
+  });
+  return path.join(outDir, 'station-child.js');
+}
+
+let childScript: Promise<string> | undefined;
+
+/**
  * Runs one batch: the fleet in one process, the station in another (`bench/station-child.ts`, the
  * way `kitting prepare` runs), so CPU and peak RSS are the station process's own, read by it from
  * `process.cpuUsage()` and `process.resourceUsage().maxRSS` (no sampling timer adding its own work).
@@ -131,7 +159,7 @@ async function batch(devices: number, simArgs: string[], maxParallel: number): P
         ...(process.env.BENCH_CPU_PROF !== undefined
           ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
           : []),
-        path.join(ROOT, 'bench', 'station-child.ts'),
+        await (childScript ??= buildChild()),
         JSON.stringify({ ...config, maxParallel }),
       ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KITTING_LOG: 'error' } },

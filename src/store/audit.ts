@@ -2,7 +2,7 @@
  * SQL for the `audit_log` table (migration 0001): who did what to which subject, for the record
  * (identity created, imported, exported, deleted …). Details are JSON; never put a secret in them.
  */
-import { withStoreErrors, type Db } from './db.ts';
+import { stmt, withStoreErrors, type Db } from './db.ts';
 
 /** One audit entry. */
 export interface AuditEntry {
@@ -24,7 +24,7 @@ export function appendAudit(
   entry: { at: string; actor: string; action: string; subject?: string | null; details?: Record<string, unknown> },
 ): void {
   withStoreErrors('writing the audit log', () => {
-    db.prepare('INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)').run(
+    stmt(db, 'INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)').run(
       entry.at,
       entry.actor,
       entry.action,
@@ -40,8 +40,8 @@ export function listAudit(db: Db, options: { subject?: string; limit?: number } 
     const limit = Math.max(1, Math.min(options.limit ?? 1000, 100_000));
     const rows = (
       options.subject === undefined
-        ? db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit)
-        : db.prepare('SELECT * FROM audit_log WHERE subject = ? ORDER BY id DESC LIMIT ?').all(options.subject, limit)
+        ? stmt(db, 'SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit)
+        : stmt(db, 'SELECT * FROM audit_log WHERE subject = ? ORDER BY id DESC LIMIT ?').all(options.subject, limit)
     ) as { id: number; at: string; actor: string; action: string; subject: string | null; details: string }[];
     return rows.map((r) => ({ ...r, details: JSON.parse(r.details) as Record<string, unknown> }));
   });

@@ -8,7 +8,7 @@
  * blueprint cannot be deleted. SQLite failures become `store/*` codes (`store/constraint` for a
  * duplicate name or an unknown identity).
  */
-import { withStoreErrors, type Db } from './db.ts';
+import { stmt, withStoreErrors, type Db } from './db.ts';
 
 /** One stored blueprint. */
 export interface BlueprintRecord {
@@ -48,7 +48,7 @@ function fromRaw(r: RawRow): BlueprintRecord {
 /** Inserts a blueprint. Throws `store/constraint` when the name is taken or the identity unknown. */
 export function insertBlueprint(db: Db, bp: { name: string; json: string; identityId: string }, at: string): void {
   withStoreErrors('storing a blueprint', () => {
-    db.prepare('INSERT INTO blueprints (name, json, identity_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(
+    stmt(db, 'INSERT INTO blueprints (name, json, identity_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(
       bp.name,
       bp.json,
       bp.identityId,
@@ -64,7 +64,8 @@ export function insertBlueprint(db: Db, bp: { name: string; json: string; identi
  */
 export function upsertBlueprint(db: Db, bp: { name: string; json: string; identityId: string }, at: string): void {
   withStoreErrors('storing a blueprint', () => {
-    db.prepare(
+    stmt(
+      db,
       `INSERT INTO blueprints (name, json, identity_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET json = excluded.json, identity_id = excluded.identity_id,
          updated_at = excluded.updated_at`,
@@ -75,7 +76,7 @@ export function upsertBlueprint(db: Db, bp: { name: string; json: string; identi
 /** The blueprint with this name, or undefined. */
 export function getBlueprintByName(db: Db, name: string): BlueprintRecord | undefined {
   return withStoreErrors('reading a blueprint', () => {
-    const r = db.prepare(`SELECT ${COLUMNS} FROM blueprints WHERE name = ?`).get(name) as RawRow | undefined;
+    const r = stmt(db, `SELECT ${COLUMNS} FROM blueprints WHERE name = ?`).get(name) as RawRow | undefined;
     return r === undefined ? undefined : fromRaw(r);
   });
 }
@@ -83,7 +84,7 @@ export function getBlueprintByName(db: Db, name: string): BlueprintRecord | unde
 /** Every stored blueprint, by name. */
 export function listBlueprintRecords(db: Db): BlueprintRecord[] {
   return withStoreErrors('listing blueprints', () => {
-    const rows = db.prepare(`SELECT ${COLUMNS} FROM blueprints ORDER BY name`).all() as RawRow[];
+    const rows = stmt(db, `SELECT ${COLUMNS} FROM blueprints ORDER BY name`).all() as RawRow[];
     return rows.map(fromRaw);
   });
 }
@@ -92,6 +93,6 @@ export function listBlueprintRecords(db: Db): BlueprintRecord[] {
 export function deleteBlueprintByName(db: Db, name: string): boolean {
   return withStoreErrors(
     'deleting a blueprint',
-    () => db.prepare('DELETE FROM blueprints WHERE name = ?').run(name).changes > 0,
+    () => stmt(db, 'DELETE FROM blueprints WHERE name = ?').run(name).changes > 0,
   );
 }

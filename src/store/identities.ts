@@ -5,7 +5,7 @@
  * All functions are synchronous and may run inside {@link transaction}. SQLite failures become
  * `store/*` codes (`store/constraint` for a duplicate id or fingerprint).
  */
-import { tableColumns, tableExists, withStoreErrors, type Db } from './db.ts';
+import { stmt, tableColumns, tableExists, withStoreErrors, type Db } from './db.ts';
 
 /** One stored identity, as the table holds it. */
 export interface IdentityRow {
@@ -57,7 +57,8 @@ function fromRaw(r: RawRow): IdentityRow {
 /** Inserts an identity. Throws `store/constraint` when the id or the fingerprint is already stored. */
 export function insertIdentity(db: Db, row: IdentityRow): void {
   withStoreErrors('inserting an identity', () => {
-    db.prepare(
+    stmt(
+      db,
       `INSERT INTO identities (${COLUMNS})
        VALUES (@id, @org, @fingerprint, @notBefore, @notAfter, @certificate, @encryptedKey, @createdAt)`,
     ).run(row);
@@ -67,7 +68,7 @@ export function insertIdentity(db: Db, row: IdentityRow): void {
 /** The identity with this id, or undefined. */
 export function getIdentity(db: Db, id: string): IdentityRow | undefined {
   return withStoreErrors('reading an identity', () => {
-    const r = db.prepare(`SELECT ${COLUMNS} FROM identities WHERE id = ?`).get(id) as RawRow | undefined;
+    const r = stmt(db, `SELECT ${COLUMNS} FROM identities WHERE id = ?`).get(id) as RawRow | undefined;
     return r === undefined ? undefined : fromRaw(r);
   });
 }
@@ -75,7 +76,7 @@ export function getIdentity(db: Db, id: string): IdentityRow | undefined {
 /** The identity with this SHA-256 fingerprint (lowercase hex), or undefined. */
 export function getIdentityByFingerprint(db: Db, fingerprint: string): IdentityRow | undefined {
   return withStoreErrors('reading an identity', () => {
-    const r = db.prepare(`SELECT ${COLUMNS} FROM identities WHERE fingerprint = ?`).get(fingerprint) as
+    const r = stmt(db, `SELECT ${COLUMNS} FROM identities WHERE fingerprint = ?`).get(fingerprint) as
       RawRow | undefined;
     return r === undefined ? undefined : fromRaw(r);
   });
@@ -101,7 +102,7 @@ export function listIdentities(db: Db): IdentityListRow[] {
 /** How many identities are stored. */
 export function countIdentities(db: Db): number {
   return withStoreErrors('counting identities', () => {
-    const r = db.prepare('SELECT count(*) AS n FROM identities').get() as { n: number };
+    const r = stmt(db, 'SELECT count(*) AS n FROM identities').get() as { n: number };
     return r.n;
   });
 }
@@ -110,7 +111,7 @@ export function countIdentities(db: Db): number {
 export function deleteIdentity(db: Db, id: string): boolean {
   return withStoreErrors(
     'deleting an identity',
-    () => db.prepare('DELETE FROM identities WHERE id = ?').run(id).changes > 0,
+    () => stmt(db, 'DELETE FROM identities WHERE id = ?').run(id).changes > 0,
   );
 }
 
@@ -121,7 +122,7 @@ export function deleteIdentity(db: Db, id: string): boolean {
 export function countBlueprintsUsingIdentity(db: Db, id: string): number {
   return withStoreErrors('checking blueprints', () => {
     if (!tableExists(db, 'blueprints') || !tableColumns(db, 'blueprints').includes('identity_id')) return 0;
-    const r = db.prepare('SELECT count(*) AS n FROM blueprints WHERE identity_id = ?').get(id) as { n: number };
+    const r = stmt(db, 'SELECT count(*) AS n FROM blueprints WHERE identity_id = ?').get(id) as { n: number };
     return r.n;
   });
 }

@@ -2,7 +2,7 @@
  * SQL for the kitting loop's MDM tables (migration 0005): cached enrollment profiles and
  * group-specific enrollment URLs (offline runs), and the enrollment confirmations the report shows.
  */
-import { withStoreErrors, type Db } from './db.ts';
+import { stmt, withStoreErrors, type Db } from './db.ts';
 
 /** A cached value with its fetch time. */
 export interface Cached<T> {
@@ -13,7 +13,8 @@ export interface Cached<T> {
 /** Stores (replaces) the group's enrollment profile fetched at `fetchedAt`. */
 export function putCachedEnrollmentProfile(db: Db, groupId: string, bytes: Buffer, fetchedAt: string): void {
   withStoreErrors('caching an enrollment profile', () => {
-    db.prepare(
+    stmt(
+      db,
       `INSERT INTO mdm_enrollment_profiles (group_id, bytes, fetched_at) VALUES (?, ?, ?)
        ON CONFLICT (group_id) DO UPDATE SET bytes = excluded.bytes, fetched_at = excluded.fetched_at`,
     ).run(groupId, bytes, fetchedAt);
@@ -23,7 +24,7 @@ export function putCachedEnrollmentProfile(db: Db, groupId: string, bytes: Buffe
 /** The group's cached enrollment profile, or undefined. */
 export function cachedEnrollmentProfile(db: Db, groupId: string): Cached<Buffer> | undefined {
   return withStoreErrors('reading a cached enrollment profile', () => {
-    const row = db.prepare('SELECT bytes, fetched_at FROM mdm_enrollment_profiles WHERE group_id = ?').get(groupId) as
+    const row = stmt(db, 'SELECT bytes, fetched_at FROM mdm_enrollment_profiles WHERE group_id = ?').get(groupId) as
       { bytes: Buffer; fetched_at: string } | undefined;
     return row === undefined ? undefined : { value: Buffer.from(row.bytes), fetchedAt: row.fetched_at };
   });
@@ -32,7 +33,8 @@ export function cachedEnrollmentProfile(db: Db, groupId: string): Cached<Buffer>
 /** Stores (replaces) the group's enrollment URL fetched at `fetchedAt`. */
 export function putCachedEnrollmentUrl(db: Db, groupId: string, url: string, fetchedAt: string): void {
   withStoreErrors('caching an enrollment URL', () => {
-    db.prepare(
+    stmt(
+      db,
       `INSERT INTO mdm_enrollment_urls (group_id, url, fetched_at) VALUES (?, ?, ?)
        ON CONFLICT (group_id) DO UPDATE SET url = excluded.url, fetched_at = excluded.fetched_at`,
     ).run(groupId, url, fetchedAt);
@@ -42,7 +44,7 @@ export function putCachedEnrollmentUrl(db: Db, groupId: string, url: string, fet
 /** The group's cached enrollment URL, or undefined. */
 export function cachedEnrollmentUrl(db: Db, groupId: string): Cached<string> | undefined {
   return withStoreErrors('reading a cached enrollment URL', () => {
-    const row = db.prepare('SELECT url, fetched_at FROM mdm_enrollment_urls WHERE group_id = ?').get(groupId) as
+    const row = stmt(db, 'SELECT url, fetched_at FROM mdm_enrollment_urls WHERE group_id = ?').get(groupId) as
       { url: string; fetched_at: string } | undefined;
     return row === undefined ? undefined : { value: row.url, fetchedAt: row.fetched_at };
   });
@@ -62,7 +64,8 @@ export interface EnrollmentConfirmation {
 /** Stores (replaces) a serial's confirmation. */
 export function putConfirmation(db: Db, c: EnrollmentConfirmation): void {
   withStoreErrors('storing an enrollment confirmation', () => {
-    db.prepare(
+    stmt(
+      db,
       `INSERT INTO mdm_confirmations (serial, status, status_at, checked_at) VALUES (?, ?, ?, ?)
        ON CONFLICT (serial) DO UPDATE SET status = excluded.status, status_at = excluded.status_at,
          checked_at = excluded.checked_at`,

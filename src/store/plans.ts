@@ -6,7 +6,7 @@
  * All functions are synchronous. {@link replacePlan} runs in one transaction, so a plan is either
  * entirely the old one or entirely the new one. SQLite failures become `store/*` codes.
  */
-import { transaction, withStoreErrors, type Db } from './db.ts';
+import { stmt, transaction, withStoreErrors, type Db } from './db.ts';
 
 /** Which CSV layout a plan was read from. */
 export type PlanFormat = 'mobiconnect' | 'named';
@@ -171,15 +171,14 @@ export function rowsInOtherPlans(db: Db, serials: readonly string[], exceptPlan:
 /** Every row holding `serial`, newest plan first (for the runner's `planFor`). */
 export function rowsForSerial(db: Db, serial: string): OtherPlanRow[] {
   return withStoreErrors('reading plans', () => {
-    const rows = db
-      .prepare(
-        `SELECT r.plan_name, ${ROW_COLUMNS.split(', ')
-          .map((c) => `r.${c}`)
-          .join(', ')}
+    const rows = stmt(
+      db,
+      `SELECT r.plan_name, ${ROW_COLUMNS.split(', ')
+        .map((c) => `r.${c}`)
+        .join(', ')}
          FROM plan_rows r JOIN plans p ON p.name = r.plan_name
          WHERE r.serial = ? ORDER BY p.imported_at DESC, p.name`,
-      )
-      .all(serial) as (RawRow & { plan_name: string })[];
+    ).all(serial) as (RawRow & { plan_name: string })[];
     return rows.map((r) => ({ planName: r.plan_name, ...rowFromRaw(r) }));
   });
 }
