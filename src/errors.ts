@@ -165,6 +165,7 @@ export const ERROR_CODES = {
   'kitting/erase-needed': spec(false),
   'kitting/erase-not-allowed': spec(false),
   'kitting/erase-not-confirmed': spec(false),
+  'kitting/erase-unconfirmed': spec(true),
   'kitting/ade-assigned': spec(false),
   'kitting/signer-required': spec(false),
   'kitting/profile-unavailable': spec(false),

@@ -875,6 +875,17 @@ export const ERROR_MESSAGES: MessageTable = {
       action: 'Wait a while and retry (the HTTP status is in the message).',
     },
   },
+  'kitting/erase-unconfirmed': {
+    ja: {
+      title: '消去の指示のあと、端末が消去されないまま戻りました',
+      action: 'ケーブルが抜けた可能性があります。端末をつないだままにしてください。消去をもう一度行います。',
+    },
+    en: {
+      title: 'The device came back from the erase request without being erased',
+      action:
+        'The cable was probably pulled as the erase was sent. Keep the device connected; the erase is tried again.',
+    },
+  },
   'kitting/erase-needed': {
     ja: {
       title: '端末の構成がこのブループリントと異なるため、消去が必要です',

@@ -63,6 +63,9 @@ export interface DeviceAdapterOptions {
  */
 const SESSION_IDLE_MS = 30_000;
 
+/** How long an inspection answers a following `inspect()` when nothing was written meanwhile. */
+const INSPECTION_FRESH_MS = 1_000;
+
 /** Codes that mean "this host's pairing is not accepted", as the port names them. */
 const NOT_PAIRED: readonly ErrorCode[] = ['lockdown/invalid-host-id', 'lockdown/missing-pair-record'];
 
@@ -118,6 +121,13 @@ class DeviceAdapter implements ClosableKitDevice {
   private mc: { client: McInstallClient; deviceId: number } | undefined;
   /** The lockdown session of the current attachment, kept for the calls that follow. */
   private kept: { session: DeviceSession; lastUsed: number } | undefined;
+  /**
+   * The last inspection, handed out again for {@link INSPECTION_FRESH_MS} to an `inspect()` on the
+   * same attachment when nothing was written to the device since (the erase step's `isDone` asks
+   * right after the inspect step did: ten requests for the same answer). Every writing method
+   * forgets it first.
+   */
+  private inspected: { value: DeviceInspection; deviceId: number; at: number } | undefined;
   /** Turns on the kept session (one lockdown connection carries one request at a time). */
   private sessionQueue: Promise<void> = Promise.resolve();
 
@@ -280,6 +290,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async pair(options: PairOptions): Promise<void> {
+    this.inspected = undefined;
     const device = await this.locate();
     this.lastDeviceId = device.deviceId;
     const lockdown = await connectLockdown(this.o.usbmux, device, this.o.timeoutMs);
@@ -316,6 +327,20 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async inspect(): Promise<DeviceInspection> {
+    const memo = this.inspected;
+    if (memo !== undefined && Date.now() - memo.at <= INSPECTION_FRESH_MS) {
+      const device = await this.locate();
+      if (device.deviceId === memo.deviceId && this.inspected === memo) return memo.value;
+    }
+    this.inspected = undefined;
+    const started = Date.now();
+    const deviceId = (await this.locate()).deviceId;
+    const value = await this.readInspection();
+    this.inspected = { value, deviceId, at: started };
+    return value;
+  }
+
+  private async readInspection(): Promise<DeviceInspection> {
     const values = await this.withSession(async (s) => {
       const get = async (domain: string | undefined, key: string): Promise<PlistValue | undefined> => {
         try {
@@ -354,6 +379,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async activate(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
+    this.inspected = undefined;
     try {
       await this.withSession((s) =>
         activateDevice(s.lockdown, {
@@ -412,18 +438,22 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   setCloudConfiguration(configuration: PlistDict): Promise<void> {
+    this.inspected = undefined;
     return this.withMc((c) => c.setCloudConfiguration(configuration));
   }
 
   async escalate(signer: SupervisorSigner): Promise<void> {
+    this.inspected = undefined;
     await this.withMc((c) => c.escalate(signer.certificateDer, (content) => signer.sign(content)));
   }
 
   async installProfile(profile: Buffer, options: { readonly silent: boolean }): Promise<void> {
+    this.inspected = undefined;
     await this.withMc((c) => (options.silent ? c.installProfileSilent(profile) : c.installProfile(profile)));
   }
 
   storeProfile(profile: Buffer): Promise<void> {
+    this.inspected = undefined;
     return this.withMc((c) => c.storeProfile(profile));
   }
 
@@ -442,6 +472,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async erase(options: EraseOptions): Promise<void> {
+    this.inspected = undefined;
     try {
       await this.withMc(async (c) => {
         this.lastDeviceId = this.mc?.deviceId;
@@ -477,6 +508,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async writeSettings(update: DeviceSettingsUpdate): Promise<void> {
+    this.inspected = undefined;
     await this.withSession(async (s) => {
       if (update.deviceName !== undefined) await s.lockdown.setValue(undefined, 'DeviceName', update.deviceName);
       if (update.language !== undefined) {
@@ -504,10 +536,12 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   restart(): Promise<void> {
+    this.inspected = undefined;
     return this.power('restart');
   }
 
   shutdown(): Promise<void> {
+    this.inspected = undefined;
     return this.power('shutdown');
   }
 

@@ -324,7 +324,14 @@ export function fileProfileLoader(options: FileProfileLoaderOptions = {}): Profi
 async function targetName(ctx: StepContext): Promise<string | null> {
   const naming = ctx.blueprint.naming;
   if (naming === undefined) return null;
-  const id = await ctx.device.identify();
+  // The identify step of this run recorded serial and model (a UDID's serial and model never
+  // change); asking the device again costs a lockdown connection and its whole value list.
+  const facts = ctx.lastFacts('identity');
+  const known =
+    typeof facts?.serial === 'string' && typeof facts.productType === 'string'
+      ? { serial: facts.serial, productType: facts.productType }
+      : null;
+  const id = known ?? (await ctx.device.identify());
   const plan = ctx.planFor(id.serial);
   return renderName(naming.template, {
     serial: id.serial,
@@ -608,6 +615,16 @@ const erase: StepDefinition = {
       });
     }
     await pairDevice(ctx, false);
+    // A connection that drops right after EraseDevice is how a real erase starts, and also how a
+    // cable pulled at that moment looks: the device must come back wiped, or the erase is tried again.
+    const after = eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect());
+    if (after !== null) {
+      throw new KitError(
+        'kitting/erase-unconfirmed',
+        `${ctx.job.udid} came back from the erase still ${after.reason === 'setup-complete' ? 'set up' : 'configured'}: it was not erased`,
+        { udid: ctx.job.udid, details: { reason: after.reason } },
+      );
+    }
     return { status: 'done', details: { reason: why.reason } };
   },
 };

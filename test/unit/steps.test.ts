@@ -238,6 +238,22 @@ describe('erase', () => {
     expect(await e.isDone(ctx)).toBe(true);
   });
 
+  it('an erase request that did not take (the cable pulled as it was sent) is not done: kitting/erase-unconfirmed, retryable', async () => {
+    const device = new FakeKitDevice(presetState('in-use', { paired: true }));
+    // What a dropped connection after EraseDevice looks like when the device never got it.
+    device.erase = () => Promise.resolve();
+    const err = await step('erase')
+      .run(ctxFor(device, testBlueprint(), { confirmedErase: true }))
+      .catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(KitError);
+    expect(err).toMatchObject({
+      code: 'kitting/erase-unconfirmed',
+      retryable: true,
+      details: { reason: 'setup-complete' },
+    });
+    expect(device.state.setupComplete).toBe(true);
+  });
+
   it('a device that does not come back makes the job wait for it (usbmux/device-gone)', async () => {
     const device = new FakeKitDevice(presetState('in-use', { paired: true, staysAway: true }));
     expect(await codeOf(step('erase').run(ctxFor(device, testBlueprint(), { confirmedErase: true })))).toBe(
