@@ -35,6 +35,7 @@ station.on((e: StationEvent) => {
     own.set(e.udid, lastFinished - (firstSeen.get(e.udid) ?? lastFinished));
   }
 });
+const rssBeforeMb = process.memoryUsage.rss() / 2 ** 20;
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const results = await station.prepare({
@@ -53,6 +54,8 @@ const figures: BatchFigures = {
   cpuMs: (cpu.user + cpu.system) / 1000,
   // Linux and macOS report kilobytes (Node normalizes macOS's bytes).
   peakRssMb: (process.resourceUsage().maxRSS * 1024) / 2 ** 20,
+  rssBeforeMb,
+  heapUsedAfterMb: process.memoryUsage().heapUsed / 2 ** 20,
   done: results.filter((r) => r.status === 'done').length,
   slowestDeviceMs: Math.max(0, ...own.values()),
   // Before the first job: opening the data folder, unlocking the vault, loading the blueprint,

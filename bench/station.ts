@@ -107,6 +107,9 @@ export interface BatchFigures {
   wallMs: number;
   cpuMs: number;
   peakRssMb: number;
+  /** RSS of the station process before the batch (modules loaded, station created). */
+  rssBeforeMb: number;
+  heapUsedAfterMb: number;
   done: number;
   slowestDeviceMs: number;
   startupMs: number;
@@ -156,6 +159,7 @@ async function batch(devices: number, simArgs: string[], maxParallel: number): P
       process.execPath,
       [
         // BENCH_CPU_PROF=DIR writes a V8 CPU profile of the station process there (for perf work).
+        ...(process.env.BENCH_NODE_FLAGS !== undefined ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
         ...(process.env.BENCH_CPU_PROF !== undefined
           ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
           : []),
@@ -215,6 +219,11 @@ export async function run(): Promise<BenchResult[]> {
       unit: 'MB',
       target: '≤ 150 MB',
       ok: fast.peakRssMb <= 150,
+    },
+    {
+      name: 'station 64 devices (timing none): RSS before the batch (modules loaded, station opened)',
+      value: fast.rssBeforeMb,
+      unit: 'MB',
     },
     {
       name: 'station 64 devices (timing none): start-up before the first job',
