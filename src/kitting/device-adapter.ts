@@ -63,8 +63,8 @@ export interface DeviceAdapterOptions {
  */
 const SESSION_IDLE_MS = 30_000;
 
-/** How long an inspection answers a following `inspect()` when nothing was written meanwhile. */
-const INSPECTION_FRESH_MS = 1_000;
+/** How long a read answers the same read again when nothing was written meanwhile. */
+const READ_FRESH_MS = 1_000;
 
 /** Codes that mean "this host's pairing is not accepted", as the port names them. */
 const NOT_PAIRED: readonly ErrorCode[] = ['lockdown/invalid-host-id', 'lockdown/missing-pair-record'];
@@ -122,12 +122,14 @@ class DeviceAdapter implements ClosableKitDevice {
   /** The lockdown session of the current attachment, kept for the calls that follow. */
   private kept: { session: DeviceSession; lastUsed: number } | undefined;
   /**
-   * The last inspection, handed out again for {@link INSPECTION_FRESH_MS} to an `inspect()` on the
-   * same attachment when nothing was written to the device since (the erase step's `isDone` asks
-   * right after the inspect step did: ten requests for the same answer). Every writing method
-   * forgets it first.
+   * Recent reads (inspection, settings, profile list), handed out again for {@link READ_FRESH_MS}
+   * to the same read on the same attachment when nothing was written to the device since: a step's
+   * `isDone` and `run` ask the same questions back to back (the erase step right after the inspect
+   * step; personalize twice). Every writing method forgets them first.
    */
-  private inspected: { value: DeviceInspection; deviceId: number; at: number } | undefined;
+  private readonly reads = new Map<string, { value: unknown; deviceId: number; at: number }>();
+  /** Bumped by every write: a read that overlapped a write is not remembered. */
+  private writes = 0;
   /** Turns on the kept session (one lockdown connection carries one request at a time). */
   private sessionQueue: Promise<void> = Promise.resolve();
 
@@ -290,7 +292,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async pair(options: PairOptions): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     const device = await this.locate();
     this.lastDeviceId = device.deviceId;
     const lockdown = await connectLockdown(this.o.usbmux, device, this.o.timeoutMs);
@@ -326,18 +328,30 @@ class DeviceAdapter implements ClosableKitDevice {
     }
   }
 
-  async inspect(): Promise<DeviceInspection> {
-    const memo = this.inspected;
-    if (memo !== undefined && Date.now() - memo.at <= INSPECTION_FRESH_MS) {
+  /** `read()`, or its answer from less than {@link READ_FRESH_MS} ago (see {@link reads}). */
+  private async remembered<T>(name: string, read: () => Promise<T>): Promise<T> {
+    const memo = this.reads.get(name);
+    if (memo !== undefined && Date.now() - memo.at <= READ_FRESH_MS) {
       const device = await this.locate();
-      if (device.deviceId === memo.deviceId && this.inspected === memo) return memo.value;
+      if (device.deviceId === memo.deviceId && this.reads.get(name) === memo) return memo.value as T;
     }
-    this.inspected = undefined;
+    this.reads.delete(name);
     const started = Date.now();
+    const writes = this.writes;
     const deviceId = (await this.locate()).deviceId;
-    const value = await this.readInspection();
-    this.inspected = { value, deviceId, at: started };
+    const value = await read();
+    if (this.writes === writes) this.reads.set(name, { value, deviceId, at: started });
     return value;
+  }
+
+  /** Called first by every method that changes the device. */
+  private forget(): void {
+    this.writes++;
+    this.reads.clear();
+  }
+
+  inspect(): Promise<DeviceInspection> {
+    return this.remembered('inspection', () => this.readInspection());
   }
 
   private async readInspection(): Promise<DeviceInspection> {
@@ -379,7 +393,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async activate(options: { readonly signal?: AbortSignal } = {}): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     try {
       await this.withSession((s) =>
         activateDevice(s.lockdown, {
@@ -438,22 +452,22 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   setCloudConfiguration(configuration: PlistDict): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     return this.withMc((c) => c.setCloudConfiguration(configuration));
   }
 
   async escalate(signer: SupervisorSigner): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     await this.withMc((c) => c.escalate(signer.certificateDer, (content) => signer.sign(content)));
   }
 
   async installProfile(profile: Buffer, options: { readonly silent: boolean }): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     await this.withMc((c) => (options.silent ? c.installProfileSilent(profile) : c.installProfile(profile)));
   }
 
   storeProfile(profile: Buffer): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     return this.withMc((c) => c.storeProfile(profile));
   }
 
@@ -461,7 +475,11 @@ class DeviceAdapter implements ClosableKitDevice {
     return this.withMc((c) => c.getStoredProfile());
   }
 
-  async listProfiles(): Promise<InstalledProfile[]> {
+  listProfiles(): Promise<InstalledProfile[]> {
+    return this.remembered('profiles', () => this.listProfilesNow());
+  }
+
+  private async listProfilesNow(): Promise<InstalledProfile[]> {
     const list = await this.withMc((c) => c.getProfileList());
     return list.map((p) => ({
       identifier: p.identifier,
@@ -472,7 +490,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async erase(options: EraseOptions): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     try {
       await this.withMc(async (c) => {
         this.lastDeviceId = this.mc?.deviceId;
@@ -488,7 +506,11 @@ class DeviceAdapter implements ClosableKitDevice {
     }
   }
 
-  async readSettings(): Promise<DeviceSettings> {
+  readSettings(): Promise<DeviceSettings> {
+    return this.remembered('settings', () => this.readSettingsNow());
+  }
+
+  private async readSettingsNow(): Promise<DeviceSettings> {
     return this.withSession(async (s) => {
       const get = async (domain: string | undefined, key: string): Promise<string | null> => {
         try {
@@ -508,7 +530,7 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   async writeSettings(update: DeviceSettingsUpdate): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     await this.withSession(async (s) => {
       if (update.deviceName !== undefined) await s.lockdown.setValue(undefined, 'DeviceName', update.deviceName);
       if (update.language !== undefined) {
@@ -536,12 +558,12 @@ class DeviceAdapter implements ClosableKitDevice {
   }
 
   restart(): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     return this.power('restart');
   }
 
   shutdown(): Promise<void> {
-    this.inspected = undefined;
+    this.forget();
     return this.power('shutdown');
   }
 

@@ -1,7 +1,7 @@
 /**
- * The device port over the virtual fleet (`src/kitting/device-adapter.ts`): an inspection answers
- * a following `inspect()` only while nothing was written to the device and the device did not
- * re-attach; every write makes the next inspection read the device again.
+ * The device port over the virtual fleet (`src/kitting/device-adapter.ts`): a read (inspection,
+ * settings) answers the same read again only while nothing was written to the device and the
+ * device did not re-attach; every write makes the next read ask the device again.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { UsbmuxClient } from '../../src/device/usbmux.ts';
@@ -34,7 +34,10 @@ describe('device adapter inspections', () => {
     const { sim, udid, port } = await paired();
     const first = await port.inspect();
     expect(await port.inspect()).toBe(first);
+    const settings = await port.readSettings();
+    expect(await port.readSettings()).toBe(settings);
     await port.writeSettings({ deviceName: 'Renamed by the test' });
+    expect((await port.readSettings()).deviceName).toBe('Renamed by the test');
     const after = await port.inspect();
     expect(after).not.toBe(first);
     expect(after).toEqual(first);
