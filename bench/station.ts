@@ -37,7 +37,17 @@ interface Fleet {
 async function spawnFleet(args: string[], dir: string): Promise<Fleet> {
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, 'bin/kitting.js'), 'sim', ...args, '--socket', path.join(dir, 'usbmuxd.sock')],
+    [
+      // BENCH_CPU_PROF_FLEET=DIR: a V8 CPU profile of the fleet process (its CPU shares the 2 cores).
+      ...(process.env.BENCH_CPU_PROF_FLEET !== undefined
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF_FLEET}`]
+        : []),
+      path.join(ROOT, 'src/cli/main.ts'),
+      'sim',
+      ...args,
+      '--socket',
+      path.join(dir, 'usbmuxd.sock'),
+    ],
     {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],

@@ -61,22 +61,46 @@ export function deviceKeys(udid: string): Promise<DeviceKeys> {
   return p;
 }
 
+/**
+ * DER of PEM texts seen before: a device checks the host certificate of the same pairing on every
+ * StartSession, and parsing X.509 each time was the fleet's largest single cost in a 64-device
+ * batch. Bounded (emptied past 512 entries).
+ */
+const derOfPem = new Map<string, Buffer | null>();
+
 /** DER bytes of a PEM certificate (the first one in the text), or undefined when it does not parse. */
 export function certificateDer(pem: Buffer | string): Buffer | undefined {
+  const key = typeof pem === 'string' ? pem : pem.toString('latin1');
+  const known = derOfPem.get(key);
+  if (known !== undefined) return known ?? undefined;
+  let der: Buffer | null;
   try {
-    return new X509Certificate(pem).raw;
+    der = new X509Certificate(pem).raw;
   } catch {
-    return undefined;
+    der = null;
   }
+  if (derOfPem.size >= 512) derOfPem.clear();
+  derOfPem.set(key, der);
+  return der ?? undefined;
+}
+
+/** SPKI DER of keys already exported (a device's own key is compared at every pairing). */
+const spkiOfKey = new WeakMap<KeyObject, Buffer>();
+
+function spki(key: KeyObject): Buffer {
+  let der = spkiOfKey.get(key);
+  if (der === undefined) {
+    der = key.export({ type: 'spki', format: 'der' });
+    spkiOfKey.set(key, der);
+  }
+  return der;
 }
 
 /** True when the certificate `pem` carries `publicKey`. */
 export function certificateHasKey(pem: Buffer | string, publicKey: KeyObject): boolean {
   try {
     const cert = new X509Certificate(pem);
-    const a = cert.publicKey.export({ type: 'spki', format: 'der' });
-    const b = publicKey.export({ type: 'spki', format: 'der' });
-    return Buffer.compare(a, b) === 0;
+    return Buffer.compare(spki(cert.publicKey), spki(publicKey)) === 0;
   } catch {
     return false;
   }

@@ -103,8 +103,24 @@ function offsetFormat(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
-/** Seconds east of UTC for an IANA time zone at `when`. */
+/** The last offset computed per time zone, for the minute it was computed for. */
+const offsets = new Map<string, { minute: number; seconds: number }>();
+
+/**
+ * Seconds east of UTC for an IANA time zone at `when`. Remembered per zone for the minute (offsets
+ * change at whole minutes at the finest): every in-session GetValue of the default domain asks.
+ */
 export function utcOffsetSeconds(timeZone: string, when: Date): number {
+  const minute = Math.floor(when.getTime() / 60_000);
+  const known = offsets.get(timeZone);
+  if (known?.minute === minute) return known.seconds;
+  const seconds = computeUtcOffsetSeconds(timeZone, when);
+  if (offsets.size >= 256) offsets.clear();
+  offsets.set(timeZone, { minute, seconds });
+  return seconds;
+}
+
+function computeUtcOffsetSeconds(timeZone: string, when: Date): number {
   try {
     const parts = offsetFormat(timeZone).formatToParts(when);
     const name = parts.find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
