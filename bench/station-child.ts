@@ -36,6 +36,16 @@ station.on((e: StationEvent) => {
   }
 });
 const rssBeforeMb = process.memoryUsage.rss() / 2 ** 20;
+// BENCH_MEM_TRACE=1: sample the process's memory parts every 100 ms and print their peaks on stderr
+// (for finding where RSS goes; the sampling costs CPU, so the figures of such a run are not used).
+const memPeaks = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+const memTrace =
+  process.env.BENCH_MEM_TRACE === '1'
+    ? setInterval(() => {
+        const m = process.memoryUsage();
+        for (const k of Object.keys(memPeaks) as (keyof typeof memPeaks)[]) memPeaks[k] = Math.max(memPeaks[k], m[k]);
+      }, 100)
+    : undefined;
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 const results = await station.prepare({
@@ -49,6 +59,11 @@ const wallMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 const firstJob = Math.min(...firstSeen.values());
 await station.close();
+if (memTrace !== undefined) {
+  clearInterval(memTrace);
+  const mb = Object.fromEntries(Object.entries(memPeaks).map(([k, v]) => [k, Math.round(v / 2 ** 20)]));
+  process.stderr.write(`station process memory peaks (MB): ${JSON.stringify(mb)}\n`);
+}
 const figures: BatchFigures = {
   wallMs,
   cpuMs: (cpu.user + cpu.system) / 1000,
