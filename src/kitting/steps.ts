@@ -688,8 +688,9 @@ const configure: StepDefinition = {
       await ctx.device.activate({ signal: ctx.signal });
       await write();
     }
-    // AllowPairing false makes the device delete its pairings: reach it again, supervised.
-    if ((await ctx.device.pairingState()) !== 'paired') await pairDevice(ctx, true);
+    // AllowPairing false makes the device delete its pairings: reach it again, supervised. A device
+    // that allows pairing keeps them (asking would cost a fresh session and TLS handshake).
+    if (!ctx.blueprint.allowPairing && (await ctx.device.pairingState()) !== 'paired') await pairDevice(ctx, true);
     return { status: 'done', details: { alreadyPresent } };
   },
 };
