@@ -1,14 +1,17 @@
 /**
  * The simulator's control API: JSON over HTTP on a unix socket or a 127.0.0.1 port, one route per
  * `sim-ctl` verb, request bodies checked with zod. Failures answer `{error: {code, message}}` with
- * 404 (unknown device), 400 (bad input) or 409 (wrong state). {@link ControlClient} is the other end.
+ * 404 (unknown device), 400 (bad input), 409 (wrong state) or 503 (the simulator stopped before the
+ * request finished). {@link ControlClient} is the other end.
  *
  * Routes: `GET /info`, `GET /devices`, `POST /devices` `{preset?}`, `GET /devices/:udid`,
  * `POST /devices/:udid/{unplug,replug,reboot,lock,unlock}`, `POST /devices/:udid/trust` `{mode}`,
  * `POST /devices/:udid/set` `{values}`, `POST /devices/:udid/fault` `{spec, once?}`,
  * `POST /devices/:udid/forget` `{hostId?}`, `POST /devices/:udid/approve` `{identifier}`,
  * `POST /devices/:udid/setup` `{action: "complete", username?, password?}`,
- * `POST /usbmuxd/restart`, `GET /activation-url`, `POST /activation-server` `{failStatus: N|null}`,
+ * `POST /usbmuxd/restart` `{cutConnections?}` (the listener and the Listen clients restart at once;
+ * device connections stay up unless `cutConnections`), `GET /activation-url`,
+ * `POST /activation-server` `{failStatus: N|null}`,
  * `GET /device-ca` (the simulated Apple device CA certificate as PEM text, not JSON).
  */
 import fs from 'node:fs';
@@ -51,6 +54,9 @@ const SetBody = z
   .strict();
 const FaultBody = z.object({ spec: z.string().min(1), once: z.boolean().optional() }).strict();
 const EmptyBody = z.object({}).strict();
+const RestartBody = z.object({ cutConnections: z.boolean().optional() }).strict();
+/** The error body every failed control request answers with. */
+const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) });
 const ForgetBody = z.object({ hostId: z.string().min(1).optional() }).strict();
 
 /** A running control server. */
@@ -137,8 +143,8 @@ async function route(sim: Simulator, method: string, pathname: string, body: unk
     return sim.activation;
   }
   if (a === 'usbmuxd' && b === 'restart' && parts.length === 2 && method === 'POST') {
-    parse(EmptyBody, body);
-    await sim.restartUsbmuxd();
+    const p = parse(RestartBody, body);
+    await sim.restartUsbmuxd(p.cutConnections === undefined ? {} : { cutConnections: p.cutConnections });
     return { ok: true };
   }
   if (a !== 'devices') throw new KitError('usage/unknown-command', `no route ${method} ${pathname}`);
@@ -205,31 +211,82 @@ async function route(sim: Simulator, method: string, pathname: string, body: unk
   throw new KitError('usage/unknown-command', `no route ${method} ${pathname}`);
 }
 
-/** Starts the control API for `sim` at `spec` (socket path or port; port 0 picks a free one). */
+/** An answer ready to send. */
+interface Answer {
+  status: number;
+  contentType: string;
+  text: string;
+}
+
+function errorAnswer(status: number, code: string, message: string): Answer {
+  return { status, contentType: 'application/json', text: JSON.stringify({ error: { code, message } }) };
+}
+
+/** Runs one request; never rejects (a failure becomes an error answer). */
+async function answer(sim: Simulator, req: http.IncomingMessage): Promise<Answer> {
+  let status = 200;
+  let payload: unknown;
+  try {
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const body = req.method === 'POST' ? await readBody(req) : undefined;
+    payload = await route(sim, req.method ?? 'GET', url.pathname, body);
+  } catch (err) {
+    const e = toKitError(err);
+    status = statusFor(e);
+    payload = { error: { code: e.code, message: e.message } };
+    if (status === 500) log.error('control request failed', { err });
+  }
+  if (payload instanceof RawAnswer) return { status, contentType: payload.contentType, text: payload.body };
+  try {
+    return { status, contentType: 'application/json', text: JSON.stringify(payload) ?? 'null' };
+  } catch (err) {
+    log.error('control answer could not be encoded', { err });
+    return errorAnswer(500, 'bug', `the answer could not be encoded as JSON: ${String(err)}`);
+  }
+}
+
+/** Sends `a` unless the response already went out (or its connection is gone). */
+function send(res: http.ServerResponse, a: Answer, close = false): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  res.writeHead(a.status, {
+    'content-type': a.contentType,
+    'content-length': Buffer.byteLength(a.text),
+    ...(close ? { connection: 'close' } : {}),
+  });
+  res.end(a.text);
+}
+
+/** How long {@link ControlServer.close} lets the last answers flush before it cuts what is left. */
+const CLOSE_GRACE_MS = 2_000;
+
+/**
+ * Starts the control API for `sim` at `spec` (socket path or port; port 0 picks a free one). Every
+ * request is answered: with its result, its error, or (when the server closes first) a 503
+ * `sim/invalid-state` "the simulator is stopping" naming the request; never a bare hang-up.
+ */
 export async function startControlServer(sim: Simulator, spec: string | number): Promise<ControlServer> {
   const target = parseControlTarget(spec);
+  /** Requests not answered yet, with what each asked for. */
+  const inFlight = new Map<http.ServerResponse, string>();
+  let closing = false;
+  const stopping = (what: string): Answer =>
+    errorAnswer(
+      503,
+      'sim/invalid-state',
+      `the simulator is stopping: ${what} was not finished (it may or may not have taken effect)`,
+    );
   const server = http.createServer((req, res) => {
-    void (async () => {
-      let status = 200;
-      let payload: unknown;
-      try {
-        const url = new URL(req.url ?? '/', 'http://sim');
-        const body = req.method === 'POST' ? await readBody(req) : undefined;
-        payload = await route(sim, req.method ?? 'GET', url.pathname, body);
-      } catch (err) {
-        const e = toKitError(err);
-        status = statusFor(e);
-        payload = { error: { code: e.code, message: e.message } };
-        if (status === 500) log.error('control request failed', { err });
-      }
-      const raw = payload instanceof RawAnswer ? payload : undefined;
-      const text = raw?.body ?? JSON.stringify(payload);
-      res.writeHead(status, {
-        'content-type': raw?.contentType ?? 'application/json',
-        'content-length': Buffer.byteLength(text),
-      });
-      res.end(text);
-    })();
+    const what = `${req.method ?? 'GET'} ${req.url ?? '/'}`;
+    if (closing) {
+      send(res, stopping(what), true);
+      return;
+    }
+    inFlight.set(res, what);
+    res.once('close', () => inFlight.delete(res));
+    void answer(sim, req).then((a) => {
+      inFlight.delete(res);
+      send(res, a, closing);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -249,8 +306,14 @@ export async function startControlServer(sim: Simulator, spec: string | number):
     address,
     close: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections();
+        closing = true;
+        for (const [res, what] of inFlight) send(res, stopping(what), true);
+        inFlight.clear();
+        // Idle keep-alive connections close now; the answers above go out before their
+        // connections close, unless a client does not read them within the grace period.
+        const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
         server.close(() => {
+          clearTimeout(cut);
           if (target.kind === 'unix') fs.rmSync(target.path, { force: true });
           resolve();
         });
@@ -258,12 +321,29 @@ export async function startControlServer(sim: Simulator, spec: string | number):
   };
 }
 
-/** A client of the control API (what `sim-ctl` uses). */
+/** Options of a {@link ControlClient}. */
+export interface ControlClientOptions {
+  /** How long one request may wait for its answer (default 120 s); then it fails, naming the request. */
+  timeoutMs?: number;
+}
+
+/** Network error codes meaning "the connection closed under the request". */
+const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE']);
+
+/**
+ * A client of the control API (what `sim-ctl` uses). Every request ends with its answer or a
+ * KitError naming the request and why (`sim/control-unreachable`: cannot connect, the connection
+ * closed before the answer, or no answer in time). A POST goes on a connection of its own and is
+ * never re-sent; a GET that hits a kept-alive connection the server had just closed is asked
+ * once more on a new one.
+ */
 export class ControlClient {
   private readonly target: ControlTarget;
+  private readonly timeoutMs: number;
 
-  constructor(spec: string | number) {
+  constructor(spec: string | number, options: ControlClientOptions = {}) {
     this.target = parseControlTarget(spec);
+    this.timeoutMs = options.timeoutMs ?? 120_000;
   }
 
   /** One request; failures come back as the KitError the server reported. */
@@ -273,12 +353,18 @@ export class ControlClient {
     try {
       parsed = JSON.parse(data) as unknown;
     } catch {
-      throw new KitError('sim/control-unreachable', `the control API answered ${status} with non-JSON`);
+      throw new KitError(
+        'sim/control-unreachable',
+        `the control API answered ${method} ${pathname} with ${status} and non-JSON`,
+      );
     }
     if (status >= 400) {
-      const e = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
-      const code = typeof e?.code === 'string' && isErrorCode(e.code) ? e.code : 'bug';
-      throw new KitError(code, typeof e?.message === 'string' ? e.message : `control API error ${status}`);
+      const e = ErrorBody.safeParse(parsed);
+      const code = e.success && isErrorCode(e.data.error.code) ? e.data.error.code : 'bug';
+      throw new KitError(
+        code,
+        e.success ? e.data.error.message : `control API error ${status} for ${method} ${pathname}`,
+      );
     }
     return parsed;
   }
@@ -288,38 +374,93 @@ export class ControlClient {
     pathname: string,
     body?: unknown,
   ): Promise<{ status: number; data: string }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(method, pathname, body);
+      } catch (err) {
+        // A kept-alive connection the server closed just as this GET went out: nothing was
+        // answered and a GET changes nothing, so it is asked again on a new connection.
+        if (err instanceof StaleConnection && method === 'GET' && attempt === 1) continue;
+        throw err instanceof StaleConnection ? err.error : err;
+      }
+    }
+  }
+
+  private once(method: 'GET' | 'POST', pathname: string, body?: unknown): Promise<{ status: number; data: string }> {
     const text = body === undefined ? '' : JSON.stringify(body);
     const base =
       this.target.kind === 'unix'
         ? { socketPath: this.target.path }
         : { host: this.target.host, port: this.target.port };
-    const { status, data } = await new Promise<{ status: number; data: string }>((resolve, reject) => {
+    const what = `${method} ${pathname}`;
+    const where = describe(this.target);
+    return new Promise<{ status: number; data: string }>((resolve, reject) => {
+      let answered = false;
       const req = http.request(
         {
           ...base,
           method,
           path: pathname,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+          // A POST never rides a kept-alive connection: one the server closes at that moment
+          // would lose it, and it must not be sent twice.
+          ...(method === 'POST' ? { agent: false } : {}),
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
+          res.on('end', () => {
+            clearTimeout(timer);
+            resolve({ status: res.statusCode ?? 0, data: Buffer.concat(chunks).toString('utf8') });
+          });
+          res.on('error', (err) => {
+            clearTimeout(timer);
+            reject(
+              new KitError(
+                'sim/control-unreachable',
+                `the simulator control API at ${where} broke off its answer to ${what}: ${err.message}`,
+                { cause: err },
+              ),
+            );
+          });
         },
       );
-      req.on('error', (err) =>
+      const timer = setTimeout(() => {
+        req.destroy(
+          new KitError(
+            'sim/control-unreachable',
+            `the simulator control API at ${where} did not answer ${what} within ${this.timeoutMs / 1000} s`,
+          ),
+        );
+      }, this.timeoutMs);
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        if (err instanceof KitError) {
+          reject(err);
+          return;
+        }
+        const code = (err as NodeJS.ErrnoException).code ?? '';
+        if (!answered && CONNECTION_LOST.has(code)) {
+          const e = new KitError(
+            'sim/control-unreachable',
+            `the simulator control API at ${where} closed the connection before answering ${what} (${err.message})` +
+              (method === 'POST' ? '; it may or may not have taken effect' : ''),
+            { cause: err },
+          );
+          reject(req.reusedSocket ? new StaleConnection(e) : e);
+          return;
+        }
         reject(
           new KitError(
             'sim/control-unreachable',
-            `cannot reach the simulator control API at ${describe(this.target)}: ${err.message}`,
+            `cannot reach the simulator control API at ${where} for ${what}: ${err.message}`,
             { cause: err },
           ),
-        ),
-      );
+        );
+      });
       req.end(text);
     });
-    return { status, data };
   }
 
   list(): Promise<DeviceSummary[]> {
@@ -391,6 +532,15 @@ export class ControlClient {
 
   state(udid: string): Promise<DeviceStateJson> {
     return this.request('GET', `/devices/${encodeURIComponent(udid)}`) as Promise<DeviceStateJson>;
+  }
+}
+
+/** A request lost on a reused kept-alive connection before any answer (see {@link ControlClient}). */
+class StaleConnection extends Error {
+  readonly error: KitError;
+  constructor(error: KitError) {
+    super(error.message);
+    this.error = error;
   }
 }
 

@@ -536,9 +536,13 @@ export class Simulator implements MuxBackend, DeviceHost {
     return d.state(d.deviceId !== undefined);
   }
 
-  /** Closes every usbmuxd client socket and the listener, then listens again at the same address. */
-  async restartUsbmuxd(): Promise<void> {
-    await this.mux.restart();
+  /**
+   * Closes usbmuxd's listener and its Listen/command clients, then listens again at the same
+   * address; never waits for a host. Device connections made through it stay up unless
+   * `cutConnections` (as when the real daemon's process exits).
+   */
+  async restartUsbmuxd(options: { cutConnections?: boolean } = {}): Promise<void> {
+    await this.mux.restart(options);
   }
 
   /** Stops everything: devices leave, sockets close, temp folders are removed. */

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import { KitError } from '../errors.ts';
 import { createLogger } from '../log.ts';
 import { decodePlist, encodeXml, isPlistDict, type PlistDict, type PlistValue } from '../plist/index.ts';
 import {
@@ -84,6 +85,15 @@ function swap16(v: number): number {
 export class VirtualUsbmuxd {
   private server: net.Server | undefined;
   private readonly clients = new Set<MuxClient>();
+  /**
+   * Sockets handed to a device by Connect: usbmuxd no longer parses them, but they still run through
+   * it (and may outlive a restart).
+   */
+  private readonly tunnels = new Set<net.Socket>();
+  /** Set by {@link close}: no restart listens again. */
+  private stopped = false;
+  /** A restart under way (a second request joins it). */
+  private restarting: Promise<void> | undefined;
   private nextClientNumber = 1;
   private readonly backend: MuxBackend;
   /** The address actually listened on (a TCP port 0 becomes the real port). */
@@ -114,20 +124,64 @@ export class VirtualUsbmuxd {
     log.info('usbmuxd listening', { address: formatMuxAddress(this.address) });
   }
 
-  /** Closes every client socket and the listening socket. */
+  /**
+   * Stops for good: closes every connection (tunnels too) and the listening socket; a restart under
+   * way does not listen again.
+   */
   async close(): Promise<void> {
-    for (const c of this.clients) c.socket.destroy();
-    this.clients.clear();
-    const server = this.server;
-    this.server = undefined;
-    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (this.address.kind === 'unix') fs.rmSync(this.address.path, { force: true });
+    this.stopped = true;
+    // A restart under way either stops short of listening again or finishes; then all of it closes.
+    await this.restarting?.catch(() => undefined);
+    await this.shut(true);
   }
 
-  /** Closes everything and listens again at the same address (a usbmuxd restart). */
-  async restart(): Promise<void> {
-    await this.close();
+  /**
+   * A usbmuxd restart: the listening socket and every Listen/command client close, then it listens
+   * again at the same address, without waiting for any host to close anything. The Connect tunnels
+   * already handed to devices stay up (they end when the host or the device closes them) unless
+   * `cutConnections`, which closes them too, as when the real daemon's process exits. A restart
+   * asked for while one is under way joins it.
+   * @throws KitError `sim/invalid-state` when the simulator stops meanwhile.
+   */
+  restart(options: { cutConnections?: boolean } = {}): Promise<void> {
+    if (this.restarting === undefined) {
+      const run = this.restartOnce(options.cutConnections === true);
+      this.restarting = run;
+      const done = (): void => {
+        if (this.restarting === run) this.restarting = undefined;
+      };
+      void run.then(done, done);
+    }
+    return this.restarting;
+  }
+
+  private async restartOnce(cutConnections: boolean): Promise<void> {
+    if (this.stopped) throw new KitError('sim/invalid-state', 'usbmuxd cannot restart: the simulator has stopped');
+    await this.shut(cutConnections);
+    if (this.stopped)
+      throw new KitError('sim/invalid-state', 'the simulator stopped during the usbmuxd restart: usbmuxd stays down');
     await this.listen();
+  }
+
+  /**
+   * Closes every client socket and the listening socket, and with `cutTunnels` every tunnel too
+   * (then it waits until all of them closed). Without, it never waits on a tunnel: `net.Server`
+   * stops listening at `close()`, but calls back only once every connection it accepted ended.
+   */
+  private async shut(cutTunnels: boolean): Promise<void> {
+    for (const c of this.clients) c.socket.destroy();
+    this.clients.clear();
+    if (cutTunnels) {
+      for (const t of this.tunnels) t.destroy();
+      this.tunnels.clear();
+    }
+    const server = this.server;
+    this.server = undefined;
+    if (server !== undefined) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      if (cutTunnels) await closed;
+    }
+    if (this.address.kind === 'unix') fs.rmSync(this.address.path, { force: true });
   }
 
   /** Tells every Listen client a device arrived. */
@@ -367,6 +421,8 @@ export class VirtualUsbmuxd {
     // From here on the socket is the device's: no more usbmuxd framing.
     socket.removeListener('data', onData);
     this.clients.delete(client);
+    this.tunnels.add(socket);
+    socket.once('close', () => this.tunnels.delete(socket));
     if (rest.length > 0) socket.unshift(rest);
     target(socket);
   }
