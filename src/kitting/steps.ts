@@ -605,15 +605,7 @@ const erase: StepDefinition = {
     ctx.progress('erasing', { reason: why.reason });
     await ctx.device.erase({ preserveDataPlan: true, disallowProximitySetup: false });
     ctx.progress('waiting-for-return');
-    try {
-      await ctx.device.waitForReturn({ timeoutMs: ctx.eraseReturnTimeoutMs, signal: ctx.signal });
-    } catch (err) {
-      if (!hasCode(err, 'device/timeout')) throw err;
-      throw new KitError('usbmux/device-gone', `${ctx.job.udid} did not come back after the erase`, {
-        udid: ctx.job.udid,
-        cause: err,
-      });
-    }
+    await waitForErase(ctx);
     await pairDevice(ctx, false);
     // A connection that drops right after EraseDevice is how a real erase starts, and also how a
     // cable pulled at that moment looks: the device must come back wiped, or the erase is tried again.
@@ -628,6 +620,59 @@ const erase: StepDefinition = {
     return { status: 'done', details: { reason: why.reason } };
   },
 };
+
+/**
+ * How long an erased device is given to leave USB before the step asks whether it is erasing at
+ * all: a device that got EraseDevice drops off within seconds; one still answering, still set up,
+ * after this never got the request (the connection was cut as it was sent).
+ */
+export const ERASE_LEAVE_MS = 60_000;
+
+/**
+ * Waits for the device to come back from the erase (a new attachment), at most
+ * `ctx.eraseReturnTimeoutMs`. If it has not left after {@link ERASE_LEAVE_MS} and still answers as
+ * a device that needs the erase, the erase did not happen: `kitting/erase-unconfirmed` (retryable,
+ * the step erases again) instead of waiting the whole return time for nothing.
+ * @throws KitError `usbmux/device-gone` when it does not come back in time.
+ */
+async function waitForErase(ctx: StepContext): Promise<void> {
+  const total = ctx.eraseReturnTimeoutMs;
+  const first = Math.min(ERASE_LEAVE_MS, total);
+  const gone = (err: unknown): KitError =>
+    new KitError('usbmux/device-gone', `${ctx.job.udid} did not come back after the erase`, {
+      udid: ctx.job.udid,
+      cause: err,
+    });
+  let timedOut: unknown;
+  try {
+    await ctx.device.waitForReturn({ timeoutMs: first, signal: ctx.signal });
+    return;
+  } catch (err) {
+    if (!hasCode(err, 'device/timeout')) throw err;
+    timedOut = err;
+  }
+  // Still no new attachment: is the device there, answering, and not erased?
+  let still: EraseReason | null = null;
+  try {
+    still = eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect());
+  } catch {
+    // Not answering (busy erasing, or away): wait for it as usual.
+  }
+  if (still !== null) {
+    throw new KitError(
+      'kitting/erase-unconfirmed',
+      `${ctx.job.udid} is still ${still.reason === 'setup-complete' ? 'set up' : 'configured'} ${Math.round(first / 1000)} s after the erase request: it was not erased`,
+      { udid: ctx.job.udid, details: { reason: still.reason } },
+    );
+  }
+  if (first >= total) throw gone(timedOut);
+  try {
+    await ctx.device.waitForReturn({ timeoutMs: total - first, signal: ctx.signal });
+  } catch (err) {
+    if (!hasCode(err, 'device/timeout')) throw err;
+    throw gone(err);
+  }
+}
 
 const activate: StepDefinition = {
   id: 'activate',

@@ -254,6 +254,17 @@ describe('erase', () => {
     expect(device.state.setupComplete).toBe(true);
   });
 
+  it('a device that never leaves after the erase request and still answers set up: kitting/erase-unconfirmed, not a long wait', async () => {
+    const device = new FakeKitDevice(presetState('in-use', { paired: true, staysAway: true }));
+    // The request was lost (the connection cut as it was sent): nothing happens on the device.
+    device.erase = () => Promise.resolve();
+    const err = await step('erase')
+      .run(ctxFor(device, testBlueprint(), { confirmedErase: true }))
+      .catch((x: unknown) => x);
+    expect(err).toMatchObject({ code: 'kitting/erase-unconfirmed', retryable: true });
+    expect(device.state.setupComplete).toBe(true);
+  });
+
   it('a device that does not come back makes the job wait for it (usbmux/device-gone)', async () => {
     const device = new FakeKitDevice(presetState('in-use', { paired: true, staysAway: true }));
     expect(await codeOf(step('erase').run(ctxFor(device, testBlueprint(), { confirmedErase: true })))).toBe(
