@@ -234,7 +234,8 @@ describe('kitting serve --simulate 4', () => {
       if (list.ok) {
         const devices = list.result as { udid: string; productType: string | null }[];
         expect(devices).toHaveLength(4);
-        for (const d of devices) expect(d.udid).toMatch(/^[0-9A-F-]+$/);
+        // Both UDID forms a fleet has: 00008030-001A2B3C4D5E6F70 (A12 and later) and 40 hex digits (older).
+        for (const d of devices) expect(d.udid).toMatch(/^([0-9A-F]{8}-[0-9A-F]{16}|[0-9a-f]{40})$/);
       }
       const bad = await c.call('devices.info', { udid: 'not a udid!' });
       expect(bad).toMatchObject({ ok: false, error: { code: 'usage/invalid-argument' } });
