@@ -282,9 +282,9 @@ export function pairRecordFromPlist(dict: PlistDict, udid?: string): PairRecord 
     });
   }
   const r = parsed.data;
-  const check = (field: string, f: () => unknown): void => {
+  const check = (field: string, pem: Buffer, parse: (pem: Buffer) => unknown): void => {
     try {
-      parsesOnce(field, field === 'HostPrivateKey' ? r.HostPrivateKey : certificateOf(field), f);
+      parsesOnce(field, pem, parse);
     } catch (err) {
       throw new KitError(
         'pairing/invalid-record',
@@ -297,16 +297,11 @@ export function pairRecordFromPlist(dict: PlistDict, udid?: string): PairRecord 
       );
     }
   };
-  const certificateOf = (field: string): Buffer =>
-    field === 'HostCertificate'
-      ? r.HostCertificate
-      : field === 'RootCertificate'
-        ? r.RootCertificate
-        : r.DeviceCertificate;
-  check('HostCertificate', () => new crypto.X509Certificate(r.HostCertificate));
-  check('RootCertificate', () => new crypto.X509Certificate(r.RootCertificate));
-  check('DeviceCertificate', () => new crypto.X509Certificate(r.DeviceCertificate));
-  check('HostPrivateKey', () => crypto.createPrivateKey(r.HostPrivateKey));
+  const x509 = (pem: Buffer): unknown => new crypto.X509Certificate(pem);
+  check('HostCertificate', r.HostCertificate, x509);
+  check('RootCertificate', r.RootCertificate, x509);
+  check('DeviceCertificate', r.DeviceCertificate, x509);
+  check('HostPrivateKey', r.HostPrivateKey, (pem) => crypto.createPrivateKey(pem));
   return {
     hostId: r.HostID,
     systemBuid: r.SystemBUID,
@@ -328,10 +323,10 @@ export function pairRecordFromPlist(dict: PlistDict, udid?: string): PairRecord 
  */
 const parsedPems = new Set<string>();
 
-function parsesOnce(field: string, pem: Buffer, parse: () => unknown): void {
+function parsesOnce(field: string, pem: Buffer, parse: (pem: Buffer) => unknown): void {
   const key = `${field}\n${pem.toString('latin1')}`;
   if (parsedPems.has(key)) return;
-  parse();
+  parse(pem);
   if (parsedPems.size >= 512) parsedPems.clear();
   parsedPems.add(key);
 }

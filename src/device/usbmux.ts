@@ -275,10 +275,13 @@ interface PendingReply {
   reject: (e: KitError) => void;
 }
 
-/** One usbmuxd socket: tag-correlated requests and tag-0 notifications. Internal to this file. */
-/** What a request on a connection the station closed while idle gets (one object for all of them). */
+/**
+ * What requests on a connection the station closed get. One object for all: closing an idle
+ * connection (most of them carry one request) needs no new error, and a KitError captures a stack.
+ */
 const CLOSED_BY_STATION = new KitError('usbmux/unavailable', 'usbmuxd connection closed by the station');
 
+/** One usbmuxd socket: tag-correlated requests and tag-0 notifications. Internal to this file. */
 class UsbmuxSocket {
   readonly socket: net.Socket;
   private readonly queue = new ByteQueue();
@@ -387,12 +390,7 @@ class UsbmuxSocket {
   private fail(err: KitError | undefined): void {
     if (this.handedOver) return;
     const first = this.failure === undefined;
-    // Closing an idle connection (most of them: one request each) needs no error object; a KitError
-    // captures a stack, and a batch closes thousands of these.
-    if (err === undefined && first && this.pending.size === 0) {
-      this.failure = CLOSED_BY_STATION;
-    }
-    this.failure ??= err ?? new KitError('usbmux/unavailable', 'usbmuxd connection closed by the station');
+    this.failure ??= err ?? CLOSED_BY_STATION;
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();
     this.socket.off('data', this.onData);

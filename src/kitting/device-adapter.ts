@@ -330,15 +330,13 @@ class DeviceAdapter implements ClosableKitDevice {
 
   /** `read()`, or its answer from less than {@link READ_FRESH_MS} ago (see {@link reads}). */
   private async remembered<T>(name: string, read: () => Promise<T>): Promise<T> {
-    const memo = this.reads.get(name);
-    if (memo !== undefined && Date.now() - memo.at <= READ_FRESH_MS) {
-      const device = await this.locate();
-      if (device.deviceId === memo.deviceId && this.reads.get(name) === memo) return memo.value as T;
-    }
-    this.reads.delete(name);
     const started = Date.now();
     const writes = this.writes;
-    const deviceId = (await this.locate()).deviceId;
+    const { deviceId } = await this.locate();
+    const memo = this.reads.get(name);
+    if (memo !== undefined && memo.deviceId === deviceId && started - memo.at <= READ_FRESH_MS) {
+      return memo.value as T;
+    }
     const value = await read();
     if (this.writes === writes) this.reads.set(name, { value, deviceId, at: started });
     return value;

@@ -578,15 +578,29 @@ const inspect: StepDefinition = {
   },
 };
 
+/** Why the device must still be erased for this blueprint (read from the device), or null. */
+async function eraseStillNeeded(ctx: StepContext): Promise<EraseReason | null> {
+  return eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect());
+}
+
+/** `kitting/erase-unconfirmed`: the device answers, `when`, as one that was not erased. */
+function notErased(ctx: StepContext, still: EraseReason, when: string): KitError {
+  return new KitError(
+    'kitting/erase-unconfirmed',
+    `${ctx.job.udid} is still ${still.reason === 'setup-complete' ? 'set up' : 'configured'} ${when}: it was not erased`,
+    { udid: ctx.job.udid, details: { reason: still.reason } },
+  );
+}
+
 const erase: StepDefinition = {
   id: 'erase',
   title: { ja: 'すべてのコンテンツと設定を消去', en: 'Erase all content and settings' },
   destructive: true,
   async isDone(ctx) {
-    return eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect()) === null;
+    return (await eraseStillNeeded(ctx)) === null;
   },
   async run(ctx) {
-    const why = eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect());
+    const why = await eraseStillNeeded(ctx);
     if (why === null) return { status: 'skipped' };
     const details = { reason: why.reason, ...differenceDetails(why.differences) };
     if (!ctx.blueprint.eraseIfNeeded) {
@@ -609,14 +623,8 @@ const erase: StepDefinition = {
     await pairDevice(ctx, false);
     // A connection that drops right after EraseDevice is how a real erase starts, and also how a
     // cable pulled at that moment looks: the device must come back wiped, or the erase is tried again.
-    const after = eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect());
-    if (after !== null) {
-      throw new KitError(
-        'kitting/erase-unconfirmed',
-        `${ctx.job.udid} came back from the erase still ${after.reason === 'setup-complete' ? 'set up' : 'configured'}: it was not erased`,
-        { udid: ctx.job.udid, details: { reason: after.reason } },
-      );
-    }
+    const after = await eraseStillNeeded(ctx);
+    if (after !== null) throw notErased(ctx, after, 'after coming back from the erase');
     return { status: 'done', details: { reason: why.reason } };
   },
 };
@@ -654,17 +662,11 @@ async function waitForErase(ctx: StepContext): Promise<void> {
   // Still no new attachment: is the device there, answering, and not erased?
   let still: EraseReason | null = null;
   try {
-    still = eraseReason(ourCloudConfiguration(ctx), await ctx.device.inspect());
+    still = await eraseStillNeeded(ctx);
   } catch {
     // Not answering (busy erasing, or away): wait for it as usual.
   }
-  if (still !== null) {
-    throw new KitError(
-      'kitting/erase-unconfirmed',
-      `${ctx.job.udid} is still ${still.reason === 'setup-complete' ? 'set up' : 'configured'} ${Math.round(first / 1000)} s after the erase request: it was not erased`,
-      { udid: ctx.job.udid, details: { reason: still.reason } },
-    );
-  }
+  if (still !== null) throw notErased(ctx, still, `${Math.round(first / 1000)} s after the erase request`);
   if (first >= total) throw gone(timedOut);
   try {
     await ctx.device.waitForReturn({ timeoutMs: total - first, signal: ctx.signal });
