@@ -76,9 +76,9 @@ export function putConfirmation(db: Db, c: EnrollmentConfirmation): void {
 /** A serial's confirmation, or undefined. */
 export function getConfirmation(db: Db, serial: string): EnrollmentConfirmation | undefined {
   return withStoreErrors('reading an enrollment confirmation', () => {
-    const row = db
-      .prepare('SELECT serial, status, status_at, checked_at FROM mdm_confirmations WHERE serial = ?')
-      .get(serial) as { serial: string; status: string; status_at: string; checked_at: string } | undefined;
+    const row = stmt(db, 'SELECT serial, status, status_at, checked_at FROM mdm_confirmations WHERE serial = ?').get(
+      serial,
+    ) as { serial: string; status: string; status_at: string; checked_at: string } | undefined;
     return row === undefined
       ? undefined
       : { serial: row.serial, status: row.status, statusAt: row.status_at, checkedAt: row.checked_at };
@@ -91,14 +91,13 @@ export function getConfirmation(db: Db, serial: string): EnrollmentConfirmation 
  */
 export function serialsAwaitingConfirmation(db: Db, limit = 500): string[] {
   return withStoreErrors('listing serials awaiting confirmation', () => {
-    const rows = db
-      .prepare(
-        `SELECT DISTINCT j.serial AS serial FROM jobs j
+    const rows = stmt(
+      db,
+      `SELECT DISTINCT j.serial AS serial FROM jobs j
          LEFT JOIN mdm_confirmations c ON c.serial = j.serial
          WHERE j.status = 'done' AND j.serial IS NOT NULL AND (c.serial IS NULL OR c.status <> 'enrolled')
          ORDER BY j.serial LIMIT ?`,
-      )
-      .all(limit) as { serial: string }[];
+    ).all(limit) as { serial: string }[];
     return rows.map((r) => r.serial);
   });
 }

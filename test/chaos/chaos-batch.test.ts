@@ -28,7 +28,7 @@ import { MdmProcess, alive, freePort, killAll, spawnKitting, stopChild } from '.
 import { Rng } from '../helpers/fuzz-targets.ts';
 import { expectAppliedOnce, expectPrepared } from '../helpers/prepare-checks.ts';
 import { createPrepareEnv, type PrepareEnv } from '../helpers/prepare-env.ts';
-import { spawnSim, type SimProcess } from '../helpers/sim-process.ts';
+import { allAttached, spawnSim, type SimProcess } from '../helpers/sim-process.ts';
 import { spawnEvents, type EventProcess } from '../helpers/station-events.ts';
 import type { ChildProcess } from 'node:child_process';
 
@@ -106,24 +106,6 @@ function startSyncer(): void {
 async function ensureSyncer(): Promise<void> {
   if (syncer === undefined || !alive(syncer)) startSyncer();
   return Promise.resolve();
-}
-
-function integrity(): unknown {
-  const db = env.db();
-  try {
-    return db.pragma('integrity_check', { simple: true });
-  } finally {
-    db.close();
-  }
-}
-
-async function allAttached(): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    const states = await Promise.all(udids.map((u) => control.state(u)));
-    if (states.every((s) => s.attached)) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('the devices did not come back');
 }
 
 /** `prepare` of `targets` (UDIDs), or of every attached device. */
@@ -272,7 +254,7 @@ describe(`chaos: a growing batch (8 + 2 per round devices) with the station, fle
         added.push(plugged.stdout.trim());
       }
       udids.push(...added);
-      await allAttached();
+      await allAttached(control, udids);
       await ensureSyncer();
       const after = 1 + rng.int(24);
       if (action === 'mcinstall-fault') {
@@ -310,14 +292,14 @@ describe(`chaos: a growing batch (8 + 2 per round devices) with the station, fle
         const summary = p.lines[p.lines.length - 1];
         expect(summary?.type, `${where}\n${p.stderr()}`).toBe('summary');
       }
-      expect(integrity(), `after ${where}`).toBe('ok');
+      expect(env.integrity(), `after ${where}`).toBe('ok');
     }
 
     // Clean up armed faults, then the same command finishes every job.
     for (const udid of udids) expect((await sim.ctl(['fault', udid, 'clear'])).code).toBe(0);
     let finalSummary: { results?: { status: string }[] } | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
-      await allAttached();
+      await allAttached(control, udids);
       const final = spawnEvents(sim.usbmuxd, prepareArgs());
       const exit = await final.exited;
       finalSummary = final.lines[final.lines.length - 1] as typeof finalSummary;
@@ -335,7 +317,7 @@ describe(`chaos: a growing batch (8 + 2 per round devices) with the station, fle
     const once = await env.kitting(sim.usbmuxd, ['--json', 'sync', 'run', '--once']);
     expect(once.code, `${once.stderr}\n${syncerLog}`).toBe(0);
     expect(JSON.parse(once.stdout)).toMatchObject({ queueLength: 0 });
-    expect(integrity()).toBe('ok');
+    expect(env.integrity()).toBe('ok');
 
     // The devices.
     const jobs = env.jobs();

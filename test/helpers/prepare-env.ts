@@ -36,6 +36,8 @@ export interface PrepareEnv {
   kitting(usbmuxd: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<RunResult>;
   /** Opens the station database (close it after use). */
   db(): Db;
+  /** `PRAGMA integrity_check` of the station database (`ok` when sound). */
+  integrity(): unknown;
   /** Every job with its steps. */
   jobs(): JobRecord[];
   /** Kinds of the step events of a job (`stepStarted`… are not stored; these are the store's kinds). */
@@ -113,6 +115,14 @@ export async function createPrepareEnv(
       });
     },
     db: openDb,
+    integrity() {
+      const db = openDb();
+      try {
+        return db.pragma('integrity_check', { simple: true });
+      } finally {
+        db.close();
+      }
+    },
     jobs() {
       const d = openDb();
       try {

@@ -56,6 +56,20 @@ export function run(
 }
 
 /** A running `kitting sim`. */
+/** Resolves once every one of `udids` is attached (erases, restarts and reboots take them away a moment). */
+export async function allAttached(
+  control: { state(udid: string): Promise<{ attached: boolean }> },
+  udids: readonly string[],
+  tries = 600,
+): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    const states = await Promise.all(udids.map((u) => control.state(u)));
+    if (states.every((s) => s.attached)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error('the devices did not come back');
+}
+
 export interface SimProcess {
   /** `UNIX:/path` (or `host:port`) as printed. */
   usbmuxd: string;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlClient } from '../../src/simulator/index.ts';
 import { expectAppliedOnce, expectPrepared } from '../helpers/prepare-checks.ts';
 import { createPrepareEnv, type PrepareEnv } from '../helpers/prepare-env.ts';
-import { spawnSim, type SimProcess } from '../helpers/sim-process.ts';
+import { allAttached, spawnSim, type SimProcess } from '../helpers/sim-process.ts';
 import { spawnEvents } from '../helpers/station-events.ts';
 
 const ORG = 'Crash Test School';
@@ -52,16 +52,6 @@ afterAll(async () => {
   env.cleanup();
 });
 
-/** Resolves once every device is attached (erases and restarts take them away for a moment). */
-async function allAttached(): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const states = await Promise.all(udids.map((u) => control.state(u)));
-    if (states.every((s) => s.attached)) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error('the devices did not come back');
-}
-
 const ARGS = (): string[] => [
   '--data-dir',
   env.dataDir,
@@ -84,20 +74,11 @@ const ARGS = (): string[] => [
   '10',
 ];
 
-function integrity(): unknown {
-  const db = env.db();
-  try {
-    return db.pragma('integrity_check', { simple: true });
-  } finally {
-    db.close();
-  }
-}
-
 describe('kitting prepare --all killed with SIGKILL during a 32-device batch', () => {
   it(`${KILLS} kills at random step events: integrity ok each time, then one run finishes every job, nothing applied twice`, async () => {
     const kills: number[] = [];
     for (let k = 0; k < KILLS; k++) {
-      await allAttached();
+      await allAttached(control, udids);
       const after = 1 + Math.floor(Math.random() * 40);
       kills.push(after);
       let steps = 0;
@@ -108,9 +89,9 @@ describe('kitting prepare --all killed with SIGKILL during a 32-device batch', (
       const exit = await p.exited;
       // A run may finish before its kill point once little work is left: then it must be a clean 0.
       if (exit.signal !== 'SIGKILL') expect(exit.code, `run ${k} (kills ${kills.join(',')}): ${p.stderr()}`).toBe(0);
-      expect(integrity(), `after kill ${k} (kills ${kills.join(',')})`).toBe('ok');
+      expect(env.integrity(), `after kill ${k} (kills ${kills.join(',')})`).toBe('ok');
     }
-    await allAttached();
+    await allAttached(control, udids);
     const final = spawnEvents(sim.usbmuxd, ARGS());
     const exit = await final.exited;
     expect(exit.code, final.stderr()).toBe(0);
@@ -118,7 +99,7 @@ describe('kitting prepare --all killed with SIGKILL during a 32-device batch', (
     expect(summary.type).toBe('summary');
     expect(summary.results).toHaveLength(32);
     expect(summary.results?.every((r) => r.status === 'done')).toBe(true);
-    expect(integrity()).toBe('ok');
+    expect(env.integrity()).toBe('ok');
     const jobs = env.jobs();
     for (const udid of udids) {
       const state = await control.state(udid);
