@@ -55,6 +55,8 @@ export interface DeviceAdapterOptions {
   readonly timeoutMs?: number;
   /** Apple's activation server (deviceActivation URL); default Apple's own. */
   readonly activationUrl?: string;
+  /** How long a read answers the same read again when nothing was written (default {@link READ_FRESH_MS}). */
+  readonly readFreshMs?: number;
 }
 
 /**
@@ -334,7 +336,11 @@ class DeviceAdapter implements ClosableKitDevice {
     const writes = this.writes;
     const { deviceId } = await this.locate();
     const memo = this.reads.get(name);
-    if (memo !== undefined && memo.deviceId === deviceId && started - memo.at <= READ_FRESH_MS) {
+    if (
+      memo !== undefined &&
+      memo.deviceId === deviceId &&
+      started - memo.at <= (this.o.readFreshMs ?? READ_FRESH_MS)
+    ) {
       return memo.value as T;
     }
     const value = await read();

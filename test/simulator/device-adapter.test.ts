@@ -23,7 +23,12 @@ async function paired(): Promise<{ sim: Simulator; udid: string; port: ClosableK
   const watcher = new DeviceWatcher(new UsbmuxClient(sim.usbmuxdAddress));
   await watcher.start();
   cleanups.push(() => watcher.stop());
-  const port = createDeviceAdapter(udid, { usbmux: new UsbmuxClient(sim.usbmuxdAddress), watcher });
+  // A window no test run outlasts, so what is asserted is the memo's rules, not the machine's speed.
+  const port = createDeviceAdapter(udid, {
+    usbmux: new UsbmuxClient(sim.usbmuxdAddress),
+    watcher,
+    readFreshMs: 600_000,
+  });
   cleanups.push(() => port.close());
   await port.pair({ mode: 'normal' });
   return { sim, udid, port, watcher };
